@@ -4,5 +4,7 @@
 //! file and the place (line, frame, key) where it went wrong.
 
 mod error;
+mod sequence;
 
 pub use error::{DataError, Place};
+pub use sequence::{ClipSet, Sequence};
