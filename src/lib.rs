@@ -1,4 +1,7 @@
 //! sfhead: a training engine for skeleton-based action recognition on any GPU through wgpu.
 
 pub mod data;
+pub mod engine;
 pub mod gpu;
+pub mod ops;
+pub mod testing;

@@ -1,0 +1,97 @@
+//! Reverse-mode differentiation by graph rewriting: `backward` walks the forward nodes in reverse
+//! and appends each op's gradient nodes to the same graph, so one planner and one executor serve
+//! both passes. Gradients arriving at a tensor from several consumers are summed with `add` nodes.
+
+use std::collections::HashMap;
+
+use super::graph::{Graph, TensorId};
+use super::op::GradContext;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AutodiffError {
+    #[error("op `{0}` has no backward rule")]
+    NotDifferentiable(&'static str),
+    #[error("the loss `{0}` does not depend on any differentiated tensor")]
+    LossUnreachable(String),
+    #[error("the loss does not depend on `{0}`")]
+    NoGradient(String),
+}
+
+impl Graph {
+    /// Appends the nodes computing d`loss`/d`t` for each `t` in `wrt`; returns those gradients in
+    /// the same order. A tensor that `loss` does not depend on is an error.
+    pub fn backward(
+        &mut self,
+        loss: TensorId,
+        wrt: &[TensorId],
+    ) -> Result<Vec<TensorId>, AutodiffError> {
+        let forward_nodes = self.nodes().len();
+        let mut requires = vec![false; self.tensors().count()];
+        for &t in wrt {
+            requires[t.index()] = true;
+        }
+        for node in self.nodes() {
+            if node.inputs.iter().any(|t| requires[t.index()]) {
+                for t in &node.outputs {
+                    requires[t.index()] = true;
+                }
+            }
+        }
+        if !requires[loss.index()] {
+            return Err(AutodiffError::LossUnreachable(
+                self.tensor(loss).name.clone(),
+            ));
+        }
+
+        let seed_shape = self.shape(loss).to_vec();
+        let seed = self.constant("autodiff.seed", &seed_shape, vec![1.0; self.numel(loss)]);
+        let mut grads: HashMap<TensorId, TensorId> = HashMap::from([(loss, seed)]);
+
+        for index in (0..forward_nodes).rev() {
+            let node = self.nodes()[index].clone();
+            let out_grads: Vec<_> = node.outputs.iter().map(|t| grads.get(t).copied()).collect();
+            let needs: Vec<_> = node.inputs.iter().map(|t| requires[t.index()]).collect();
+            if out_grads.iter().all(Option::is_none) || !needs.contains(&true) {
+                continue;
+            }
+            let ctx = GradContext {
+                inputs: &node.inputs,
+                outputs: &node.outputs,
+                grads: &out_grads,
+                needs: &needs,
+            };
+            let in_grads = node.op.backward(self, &ctx)?;
+            assert_eq!(
+                in_grads.len(),
+                node.inputs.len(),
+                "backward of `{}` returned the wrong number of gradients",
+                node.op.name()
+            );
+            for ((&input, grad), need) in node.inputs.iter().zip(in_grads).zip(needs) {
+                let Some(grad) = grad.filter(|_| need) else {
+                    continue;
+                };
+                assert_eq!(
+                    self.shape(grad),
+                    self.shape(input),
+                    "backward of `{}` gave a gradient of the wrong shape for `{}`",
+                    node.op.name(),
+                    self.tensor(input).name
+                );
+                let summed = match grads.get(&input) {
+                    Some(&earlier) => crate::ops::add::add(self, earlier, grad),
+                    None => grad,
+                };
+                grads.insert(input, summed);
+            }
+        }
+        wrt.iter()
+            .map(|t| {
+                grads
+                    .get(t)
+                    .copied()
+                    .ok_or_else(|| AutodiffError::NoGradient(self.tensor(*t).name.clone()))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,318 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::graph::{DType, Graph, Role, TensorId, TensorInfo};
+use super::planner::{Plan, plan_activations};
+use super::recorder::{Arg, DispatchSpec, Recorder};
+use super::store::Store;
+use crate::gpu::{Gpu, GpuError};
+
+/// Portable ceiling for one binding: browsers and some drivers stop at 2 GiB.
+const PORTABLE_BINDING_LIMIT: u64 = 2 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error(
+        "`{name}` needs a {bytes}-byte binding, over this adapter's limit of {limit} bytes; use a smaller batch"
+    )]
+    BindingTooLarge {
+        name: String,
+        bytes: u64,
+        limit: u64,
+    },
+    #[error("stored tensor `{name}` has shape {stored:?}, but the graph wants {wanted:?}")]
+    StoreShape {
+        name: String,
+        stored: Vec<usize>,
+        wanted: Vec<usize>,
+    },
+    #[error("`{name}` is not {what}")]
+    Access { name: String, what: &'static str },
+    #[error("`{name}` holds {expected} values, got {got}")]
+    Size {
+        name: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+/// Memory of a compiled step, as planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryReport {
+    pub activation_slots: usize,
+    /// Bytes of the activation slots (the planner's peak).
+    pub activation_bytes: u64,
+    /// What the activations would take without sharing.
+    pub unshared_activation_bytes: u64,
+    /// Parameters, states, inputs and constants.
+    pub persistent_bytes: u64,
+    pub scratch_bytes: u64,
+}
+
+impl MemoryReport {
+    pub fn total_bytes(&self) -> u64 {
+        self.activation_bytes + self.persistent_bytes + self.scratch_bytes
+    }
+}
+
+struct Dispatch {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+/// A compiled graph: every buffer allocated, every pipeline and bind group built, so that a step
+/// is one compute pass in one submission with no allocation.
+pub struct Executor {
+    gpu: Arc<Gpu>,
+    tensors: Vec<TensorInfo>,
+    buffers: Vec<Option<Arc<wgpu::Buffer>>>,
+    readable: HashSet<TensorId>,
+    dispatches: Vec<Dispatch>,
+    labels: Vec<String>,
+    memory: MemoryReport,
+}
+
+impl Executor {
+    /// Plans, allocates and builds everything needed to run `graph`. Parameters and states come
+    /// from `store` (created there on first sight); `keep` lists the activations the host will
+    /// read after a step.
+    pub fn compile(
+        gpu: &Arc<Gpu>,
+        graph: &Graph,
+        store: &mut Store,
+        keep: &[TensorId],
+    ) -> Result<Self, CompileError> {
+        let plan = plan_activations(graph, keep);
+        let specs = record(graph, &plan);
+        let tensors: Vec<TensorInfo> = graph.tensors().map(|(_, t)| t.clone()).collect();
+
+        let mut buffers: Vec<Option<Arc<wgpu::Buffer>>> = vec![None; tensors.len()];
+        let slots: Vec<Arc<wgpu::Buffer>> = plan
+            .slot_bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| Arc::new(gpu.storage_buffer(&format!("slot {i}"), b)))
+            .collect();
+        let mut persistent_bytes = 0;
+        for (i, info) in tensors.iter().enumerate() {
+            buffers[i] = match info.role {
+                Role::Activation => plan.slot_of[i].map(|s| slots[s].clone()),
+                Role::Parameter | Role::State => Some(store.buffer_for(gpu, info)?),
+                Role::Input | Role::Constant => {
+                    persistent_bytes += info.bytes();
+                    let buffer = gpu.storage_buffer(&info.name, info.bytes());
+                    if let Some(init) = &info.init {
+                        gpu.queue
+                            .write_buffer(&buffer, 0, bytemuck::cast_slice(init));
+                    }
+                    Some(Arc::new(buffer))
+                }
+            };
+            if info.role.is_stored() {
+                persistent_bytes += info.bytes();
+            }
+        }
+
+        let mut scratch_bytes: Vec<u64> = Vec::new();
+        for spec in &specs {
+            for arg in &spec.args {
+                if let &Arg::Scratch { slot, bytes } = arg {
+                    if scratch_bytes.len() <= slot {
+                        scratch_bytes.resize(slot + 1, 0);
+                    }
+                    scratch_bytes[slot] = scratch_bytes[slot].max(bytes);
+                }
+            }
+        }
+        let scratch: Vec<wgpu::Buffer> = scratch_bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| gpu.storage_buffer(&format!("scratch {i}"), b))
+            .collect();
+
+        let limit = gpu
+            .limits()
+            .max_storage_buffer_binding_size
+            .min(PORTABLE_BINDING_LIMIT);
+        let mut dispatches = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let pipeline = gpu.pipeline(&spec.kernel);
+            let uniform = gpu.uniform_buffer(&spec.label, &spec.params);
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniform.as_entire_binding(),
+            }];
+            for (k, arg) in spec.args.iter().enumerate() {
+                let (buffer, bytes, name) = match arg {
+                    Arg::Tensor(t) => {
+                        let info = &tensors[t.index()];
+                        let buffer = buffers[t.index()]
+                            .as_deref()
+                            .expect("a live node reads a planned tensor");
+                        (buffer, info.bytes(), info.name.as_str())
+                    }
+                    &Arg::Scratch { slot, bytes } => (&scratch[slot], bytes.max(4), "scratch"),
+                };
+                if bytes > limit {
+                    return Err(CompileError::BindingTooLarge {
+                        name: name.into(),
+                        bytes,
+                        limit,
+                    });
+                }
+                entries.push(wgpu::BindGroupEntry {
+                    binding: k as u32 + 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(bytes),
+                    }),
+                });
+            }
+            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&spec.label),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            dispatches.push(Dispatch {
+                pipeline,
+                bind_group,
+                workgroups: spec.workgroups,
+            });
+        }
+
+        let memory = MemoryReport {
+            activation_slots: plan.slot_bytes.len(),
+            activation_bytes: plan.peak_bytes(),
+            unshared_activation_bytes: plan.unshared_bytes,
+            persistent_bytes,
+            scratch_bytes: scratch_bytes.iter().sum(),
+        };
+        let readable = keep
+            .iter()
+            .copied()
+            .chain(
+                tensors
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.role != Role::Activation)
+                    .map(|(i, _)| TensorId(i)),
+            )
+            .collect();
+        Ok(Self {
+            gpu: gpu.clone(),
+            tensors,
+            buffers,
+            readable,
+            dispatches,
+            labels: specs.into_iter().map(|s| s.label).collect(),
+            memory,
+        })
+    }
+
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
+    pub fn memory(&self) -> &MemoryReport {
+        &self.memory
+    }
+
+    /// The labels of the dispatches of one step, in order.
+    pub fn dispatch_labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    fn check_input(&self, t: TensorId, dtype: DType, len: usize) -> Result<(), CompileError> {
+        let info = &self.tensors[t.index()];
+        if info.role != Role::Input || info.dtype != dtype {
+            return Err(CompileError::Access {
+                name: info.name.clone(),
+                what: if dtype == DType::F32 {
+                    "an f32 input"
+                } else {
+                    "a u32 input"
+                },
+            });
+        }
+        if len != info.numel() {
+            return Err(CompileError::Size {
+                name: info.name.clone(),
+                expected: info.numel(),
+                got: len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets an f32 input for the next step.
+    pub fn write(&self, t: TensorId, data: &[f32]) -> Result<(), CompileError> {
+        self.check_input(t, DType::F32, data.len())?;
+        self.write_bytes(t, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Sets a u32 input (labels) for the next step.
+    pub fn write_u32(&self, t: TensorId, data: &[u32]) -> Result<(), CompileError> {
+        self.check_input(t, DType::U32, data.len())?;
+        self.write_bytes(t, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    fn write_bytes(&self, t: TensorId, bytes: &[u8]) {
+        let buffer = self.buffers[t.index()]
+            .as_ref()
+            .expect("inputs are allocated");
+        self.gpu.queue.write_buffer(buffer, 0, bytes);
+    }
+
+    /// Records the whole step into one compute pass and submits it once.
+    pub fn run(&self) -> wgpu::SubmissionIndex {
+        let mut encoder = self
+            .gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("step"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("step"),
+                timestamp_writes: None,
+            });
+            for d in &self.dispatches {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                let [x, y, z] = d.workgroups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+        }
+        self.gpu.submit(encoder.finish())
+    }
+
+    /// Waits for the queue and reads an f32 tensor: a kept activation or any non-activation.
+    pub fn read(&self, t: TensorId) -> Result<Vec<f32>, CompileError> {
+        let info = &self.tensors[t.index()];
+        let buffer = self.buffers[t.index()]
+            .as_ref()
+            .filter(|_| self.readable.contains(&t) && info.dtype == DType::F32)
+            .ok_or_else(|| CompileError::Access {
+                name: info.name.clone(),
+                what: "a kept f32 tensor",
+            })?;
+        let bytes = self.gpu.read_bytes(buffer, info.bytes())?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}
+
+fn record(graph: &Graph, plan: &Plan) -> Vec<DispatchSpec> {
+    let mut rec = Recorder::new(graph);
+    for &i in &plan.live_nodes {
+        let node = &graph.nodes()[i];
+        rec.set_node(format!("{}#{i}", node.op.name()));
+        node.op.record(&mut rec, &node.inputs, &node.outputs);
+    }
+    rec.finish()
+}

@@ -1,0 +1,223 @@
+use std::rc::Rc;
+
+use super::op::Op;
+
+/// Handle of a tensor in a [`Graph`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub(crate) usize);
+
+impl TensorId {
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+/// Who owns a tensor's memory and when it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Written once per step by the node that produces it; the planner may give its buffer to
+    /// another activation whose lifetime does not overlap.
+    Activation,
+    /// Written by the host before each step (a batch, its labels, the learning rate).
+    Input,
+    /// Uploaded once when the graph is compiled (the autodiff seed, test coefficients).
+    Constant,
+    /// Learnable and persistent, shared by name between graphs through a [`super::Store`].
+    Parameter,
+    /// Persistent but not learnable: BN running statistics, optimiser state.
+    State,
+}
+
+impl Role {
+    /// Whether the tensor lives in a [`super::Store`] and outlives one executor.
+    pub fn is_stored(self) -> bool {
+        matches!(self, Role::Parameter | Role::State)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub role: Role,
+    /// Initial contents of parameters, states and constants (zeros when absent).
+    pub init: Option<Vec<f32>>,
+}
+
+impl TensorInfo {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.numel() as u64 * 4
+    }
+}
+
+/// One op applied to input tensors, producing output tensors. Ops with side effects (an optimiser
+/// update, BN running statistics) write persistent inputs in place.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub op: Rc<dyn Op>,
+    pub inputs: Vec<TensorId>,
+    pub outputs: Vec<TensorId>,
+}
+
+/// A static computation: tensors plus the nodes that compute them, in execution order.
+#[derive(Debug, Default, Clone)]
+pub struct Graph {
+    tensors: Vec<TensorInfo>,
+    nodes: Vec<Node>,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn add(&mut self, info: TensorInfo) -> TensorId {
+        assert!(
+            info.numel() > 0,
+            "tensor `{}` has an empty shape {:?}",
+            info.name,
+            info.shape
+        );
+        if let Some(init) = &info.init {
+            assert_eq!(
+                init.len(),
+                info.numel(),
+                "initial data of `{}` does not match its shape {:?}",
+                info.name,
+                info.shape
+            );
+        }
+        self.tensors.push(info);
+        TensorId(self.tensors.len() - 1)
+    }
+
+    fn tensor_of(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+        role: Role,
+        init: Option<Vec<f32>>,
+    ) -> TensorId {
+        self.add(TensorInfo {
+            name: name.into(),
+            shape: shape.to_vec(),
+            dtype,
+            role,
+            init,
+        })
+    }
+
+    /// An f32 tensor the host writes before each step.
+    pub fn input(&mut self, name: &str, shape: &[usize]) -> TensorId {
+        self.tensor_of(name, shape, DType::F32, Role::Input, None)
+    }
+
+    /// A u32 tensor the host writes before each step (class labels).
+    pub fn input_u32(&mut self, name: &str, shape: &[usize]) -> TensorId {
+        self.tensor_of(name, shape, DType::U32, Role::Input, None)
+    }
+
+    /// A fixed f32 tensor uploaded when the graph is compiled.
+    pub fn constant(&mut self, name: &str, shape: &[usize], values: Vec<f32>) -> TensorId {
+        self.tensor_of(name, shape, DType::F32, Role::Constant, Some(values))
+    }
+
+    /// A learnable tensor; `name` is its checkpoint key (PyTorch state-dict names for models).
+    pub fn parameter(&mut self, name: &str, shape: &[usize], init: Vec<f32>) -> TensorId {
+        self.tensor_of(name, shape, DType::F32, Role::Parameter, Some(init))
+    }
+
+    /// A persistent, non-learnable tensor (running statistics, optimiser state).
+    pub fn state(&mut self, name: &str, shape: &[usize], init: Vec<f32>) -> TensorId {
+        self.tensor_of(name, shape, DType::F32, Role::State, Some(init))
+    }
+
+    /// A new activation for an op to produce; named after the op and the node that will write it.
+    pub fn activation(&mut self, op_name: &str, shape: &[usize]) -> TensorId {
+        let name = format!("{op_name}#{}", self.nodes.len());
+        self.tensor_of(&name, shape, DType::F32, Role::Activation, None)
+    }
+
+    /// A new activation with the shape of `like`.
+    pub fn activation_like(&mut self, op_name: &str, like: TensorId) -> TensorId {
+        let shape = self.shape(like).to_vec();
+        self.activation(op_name, &shape)
+    }
+
+    /// Appends a node. Ops call this from their builder functions.
+    pub fn push(&mut self, op: impl Op + 'static, inputs: &[TensorId], outputs: &[TensorId]) {
+        for &t in outputs {
+            assert_eq!(
+                self.tensors[t.0].role,
+                Role::Activation,
+                "`{}` writes `{}`, which is not an activation",
+                op.name(),
+                self.tensors[t.0].name
+            );
+            assert!(
+                self.producer(t).is_none(),
+                "`{}` is already written by another node",
+                self.tensors[t.0].name
+            );
+        }
+        self.nodes.push(Node {
+            op: Rc::new(op),
+            inputs: inputs.to_vec(),
+            outputs: outputs.to_vec(),
+        });
+    }
+
+    fn producer(&self, t: TensorId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.outputs.contains(&t))
+    }
+
+    pub fn tensor(&self, t: TensorId) -> &TensorInfo {
+        &self.tensors[t.0]
+    }
+
+    pub fn shape(&self, t: TensorId) -> &[usize] {
+        &self.tensors[t.0].shape
+    }
+
+    pub fn numel(&self, t: TensorId) -> usize {
+        self.tensors[t.0].numel()
+    }
+
+    pub fn tensors(&self) -> impl Iterator<Item = (TensorId, &TensorInfo)> {
+        self.tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (TensorId(i), t))
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Learnable tensors in declaration order (for models, the state-dict order).
+    pub fn parameters(&self) -> Vec<TensorId> {
+        self.tensors()
+            .filter(|(_, t)| t.role == Role::Parameter)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// The tensor called `name`, if any.
+    pub fn find(&self, name: &str) -> Option<TensorId> {
+        self.tensors()
+            .find(|(_, t)| t.name == name)
+            .map(|(id, _)| id)
+    }
+}

@@ -1,0 +1,113 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::executor::CompileError;
+use super::graph::TensorInfo;
+use crate::gpu::{Gpu, GpuError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no stored tensor `{0}`")]
+    Unknown(String),
+    #[error("`{name}` holds {expected} values, got {got}")]
+    Size {
+        name: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+struct Stored {
+    name: String,
+    shape: Vec<usize>,
+    buffer: Arc<wgpu::Buffer>,
+}
+
+/// Persistent tensors (parameters, running statistics, optimiser state) kept on the GPU by name,
+/// so that a training graph and an evaluation graph work on the same weights. Names keep the
+/// order in which they were first seen: for models, the state-dict order.
+#[derive(Default)]
+pub struct Store {
+    entries: Vec<Stored>,
+    index: HashMap<String, usize>,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The buffer of `info`, created and initialised on first sight.
+    pub(crate) fn buffer_for(
+        &mut self,
+        gpu: &Gpu,
+        info: &TensorInfo,
+    ) -> Result<Arc<wgpu::Buffer>, CompileError> {
+        if let Some(&i) = self.index.get(&info.name) {
+            let stored = &self.entries[i];
+            if stored.shape != info.shape {
+                return Err(CompileError::StoreShape {
+                    name: info.name.clone(),
+                    stored: stored.shape.clone(),
+                    wanted: info.shape.clone(),
+                });
+            }
+            return Ok(stored.buffer.clone());
+        }
+        let buffer = Arc::new(gpu.storage_buffer(&info.name, info.bytes()));
+        if let Some(init) = &info.init {
+            gpu.queue
+                .write_buffer(&buffer, 0, bytemuck::cast_slice(init));
+        }
+        self.index.insert(info.name.clone(), self.entries.len());
+        self.entries.push(Stored {
+            name: info.name.clone(),
+            shape: info.shape.clone(),
+            buffer: buffer.clone(),
+        });
+        Ok(buffer)
+    }
+
+    /// Names in first-seen order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.name.as_str())
+    }
+
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.index
+            .get(name)
+            .map(|&i| self.entries[i].shape.as_slice())
+    }
+
+    fn entry(&self, name: &str) -> Result<&Stored, StoreError> {
+        self.index
+            .get(name)
+            .map(|&i| &self.entries[i])
+            .ok_or_else(|| StoreError::Unknown(name.into()))
+    }
+
+    /// Waits for the queue and reads a tensor back.
+    pub fn read(&self, gpu: &Gpu, name: &str) -> Result<Vec<f32>, StoreError> {
+        let e = self.entry(name)?;
+        let bytes = gpu.read_bytes(&e.buffer, 4 * e.shape.iter().product::<usize>() as u64)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Overwrites a tensor (loading a checkpoint); the data must match its shape.
+    pub fn write(&self, gpu: &Gpu, name: &str, data: &[f32]) -> Result<(), StoreError> {
+        let e = self.entry(name)?;
+        let expected: usize = e.shape.iter().product();
+        if data.len() != expected {
+            return Err(StoreError::Size {
+                name: name.into(),
+                expected,
+                got: data.len(),
+            });
+        }
+        gpu.queue
+            .write_buffer(&e.buffer, 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+}

@@ -1,0 +1,248 @@
+//! The tiled GEMM kernel (`shaders/gemm.wgsl`) as an op of the graph. Matmul, 1×1 convolution
+//! and Linear describe their forward and backward products with [`Gemm`]; the NN, NT and TN
+//! layouts are the `trans` flags of the operands.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::arg;
+use super::reduce::{AxisSplit, Summand, record_sum};
+use crate::engine::{Arg, Graph, Op, Recorder, TensorId};
+use crate::gpu::Kernel;
+use crate::shader;
+
+/// Rows and columns of C computed by one workgroup.
+const TILE: usize = 64;
+/// Depth of one k-tile.
+const K_TILE: usize = 16;
+/// Enough workgroups to fill a large GPU; below this a single product is split along k.
+const TARGET_WORKGROUPS: usize = 512;
+/// Least k-tiles per split, so a split does real work.
+const MIN_TILES_PER_SPLIT: usize = 4;
+/// Ceiling on the scratch of split-K partial products.
+const MAX_PARTIAL_BYTES: usize = 64 << 20;
+
+/// How one operand is laid out in its buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operand {
+    /// Stored transposed: A as k×m, B as n×k.
+    pub trans: bool,
+    /// Leading dimension (elements between consecutive stored rows).
+    pub ld: usize,
+    /// Elements between consecutive independent products.
+    pub batch_stride: usize,
+    /// Elements between consecutive summed products.
+    pub kb_stride: usize,
+}
+
+impl Operand {
+    pub fn rows(trans: bool, ld: usize) -> Self {
+        Self {
+            trans,
+            ld,
+            batch_stride: 0,
+            kb_stride: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bias {
+    None,
+    /// bias[i] added to row i of C (an output channel of a 1×1 conv).
+    PerRow,
+    /// bias[j] added to column j of C (an output feature of Linear).
+    PerColumn,
+}
+
+/// C[z] = Σ_kb A[z, kb]·B[z, kb] (+ bias) for `products` independent products z.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    /// Products summed into each C (the batch axis of a weight gradient); at least 1.
+    pub kb: usize,
+    /// Independent products (grid z); at least 1.
+    pub products: usize,
+    pub a: Operand,
+    pub b: Operand,
+    pub ldc: usize,
+    pub c_batch: usize,
+    pub bias: Bias,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    kb: u32,
+    lda: u32,
+    ldb: u32,
+    ldc: u32,
+    splits: u32,
+    a_batch: u32,
+    b_batch: u32,
+    c_batch: u32,
+    iters_per_split: u32,
+    a_kb: u32,
+    b_kb: u32,
+    _pad: [u32; 2],
+}
+
+impl Gemm {
+    /// Multiply-adds of the whole product.
+    pub fn macs(&self) -> u64 {
+        (self.m * self.n * self.k * self.kb * self.products) as u64
+    }
+
+    /// How many ranges the k iterations are cut into (1: no split).
+    fn splits(&self) -> usize {
+        if self.products > 1 || self.bias != Bias::None {
+            return 1;
+        }
+        let tiles = self.m.div_ceil(TILE) * self.n.div_ceil(TILE);
+        let iterations = self.kb * self.k.div_ceil(K_TILE);
+        (TARGET_WORKGROUPS / tiles)
+            .min(iterations.div_ceil(MIN_TILES_PER_SPLIT))
+            .min(MAX_PARTIAL_BYTES / (4 * self.m * self.n))
+            .max(1)
+    }
+
+    /// Appends this product to the graph: inputs A, B (and the bias), output C of `shape`.
+    pub fn push(
+        self,
+        g: &mut Graph,
+        name: &str,
+        a: TensorId,
+        b: TensorId,
+        bias: Option<TensorId>,
+        shape: &[usize],
+    ) -> TensorId {
+        assert_eq!(
+            bias.is_some(),
+            self.bias != Bias::None,
+            "a bias tensor goes with a bias mode"
+        );
+        let c = g.activation(name, shape);
+        let inputs: Vec<TensorId> = [a, b].into_iter().chain(bias).collect();
+        g.push(self, &inputs, &[c]);
+        c
+    }
+
+    /// Records the product of `a` and `b` into `c`; split-K partials use scratch slots 0 and 1.
+    pub fn record(&self, rec: &mut Recorder<'_>, a: Arg, b: Arg, bias: Option<Arg>, c: Arg) {
+        let splits = self.splits();
+        let iterations = self.kb * self.k.div_ceil(K_TILE);
+        let per_split = iterations.div_ceil(splits);
+        let splits = iterations.div_ceil(per_split).max(1);
+        let partial = Arg::Scratch {
+            slot: 0,
+            bytes: (splits * self.m * self.n * 4) as u64,
+        };
+        let (target, ldc, c_batch) = if splits > 1 {
+            assert_eq!(self.ldc, self.n, "a split product writes a contiguous C");
+            (partial.clone(), self.n, self.m * self.n)
+        } else {
+            (c.clone(), self.ldc, self.c_batch)
+        };
+        let params = Params {
+            m: self.m as u32,
+            n: self.n as u32,
+            k: self.k as u32,
+            kb: self.kb as u32,
+            lda: self.a.ld as u32,
+            ldb: self.b.ld as u32,
+            ldc: ldc as u32,
+            splits: splits as u32,
+            a_batch: self.a.batch_stride as u32,
+            b_batch: self.b.batch_stride as u32,
+            c_batch: c_batch as u32,
+            iters_per_split: per_split as u32,
+            a_kb: self.a.kb_stride as u32,
+            b_kb: self.b.kb_stride as u32,
+            _pad: [0; 2],
+        };
+        let kernel = Kernel::new(shader!("gemm"), "gemm")
+            .with("TRANS_A", self.a.trans)
+            .with("TRANS_B", self.b.trans)
+            .with("BIAS", self.bias as u32);
+        let unused_bias = a.clone();
+        rec.dispatch(
+            kernel,
+            &params,
+            vec![a, b, bias.unwrap_or(unused_bias), target],
+            [
+                self.n.div_ceil(TILE) as u32,
+                self.m.div_ceil(TILE) as u32,
+                (self.products * splits) as u32,
+            ],
+        );
+        if splits > 1 {
+            let split = AxisSplit {
+                kept: vec![(self.m * self.n, 1)],
+                reduced: vec![(splits, self.m * self.n)],
+            };
+            record_sum(rec, &split, Summand::Value, partial, None, None, 1.0, c, 1);
+        }
+    }
+}
+
+impl Op for Gemm {
+    fn name(&self) -> &'static str {
+        "gemm"
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+        Gemm::record(
+            self,
+            rec,
+            arg(inputs[0]),
+            arg(inputs[1]),
+            inputs.get(2).copied().map(arg),
+            arg(outputs[0]),
+        );
+    }
+}
+
+pub mod cpu {
+    use super::{Bias, Gemm};
+
+    /// The product `g` describes, in f64, straight from its definition.
+    pub fn gemm(g: &Gemm, a: &[f64], b: &[f64], bias: Option<&[f64]>) -> Vec<f64> {
+        let len = (g.products - 1) * g.c_batch + (g.m - 1) * g.ldc + g.n;
+        let mut c = vec![0.0; len];
+        for z in 0..g.products {
+            for i in 0..g.m {
+                for j in 0..g.n {
+                    let mut acc = 0.0;
+                    for kb in 0..g.kb {
+                        let a0 = z * g.a.batch_stride + kb * g.a.kb_stride;
+                        let b0 = z * g.b.batch_stride + kb * g.b.kb_stride;
+                        for l in 0..g.k {
+                            let av = if g.a.trans {
+                                a[a0 + l * g.a.ld + i]
+                            } else {
+                                a[a0 + i * g.a.ld + l]
+                            };
+                            let bv = if g.b.trans {
+                                b[b0 + j * g.b.ld + l]
+                            } else {
+                                b[b0 + l * g.b.ld + j]
+                            };
+                            acc += av * bv;
+                        }
+                    }
+                    acc += match (g.bias, bias) {
+                        (Bias::PerRow, Some(v)) => v[i],
+                        (Bias::PerColumn, Some(v)) => v[j],
+                        _ => 0.0,
+                    };
+                    c[z * g.c_batch + i * g.ldc + j] = acc;
+                }
+            }
+        }
+        c
+    }
+}

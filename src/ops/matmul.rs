@@ -1,0 +1,117 @@
+//! 2-D matrix product with optional transposes: `op(A)·op(B)` where `op` transposes a
+//! matrix stored the other way round.
+
+use super::gemm::{Bias, Gemm, Operand};
+use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
+
+#[derive(Debug)]
+struct Matmul {
+    gemm: Gemm,
+    trans_a: bool,
+    trans_b: bool,
+}
+
+fn product(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Gemm {
+    Gemm {
+        m,
+        n,
+        k,
+        kb: 1,
+        products: 1,
+        a: Operand::rows(trans_a, if trans_a { m } else { k }),
+        b: Operand::rows(trans_b, if trans_b { k } else { n }),
+        ldc: n,
+        c_batch: 0,
+        bias: Bias::None,
+    }
+}
+
+/// `op(a)·op(b)`: `a` is m×k (k×m if `trans_a`), `b` is k×n (n×k if `trans_b`).
+pub fn matmul(g: &mut Graph, a: TensorId, b: TensorId, trans_a: bool, trans_b: bool) -> TensorId {
+    let (sa, sb) = (g.shape(a).to_vec(), g.shape(b).to_vec());
+    assert!(sa.len() == 2 && sb.len() == 2, "matmul takes matrices");
+    let (m, k) = if trans_a {
+        (sa[1], sa[0])
+    } else {
+        (sa[0], sa[1])
+    };
+    let (kb, n) = if trans_b {
+        (sb[1], sb[0])
+    } else {
+        (sb[0], sb[1])
+    };
+    assert_eq!(k, kb, "matmul inner dimensions differ: {sa:?} · {sb:?}");
+    let gemm = product(m, n, k, trans_a, trans_b);
+    let c = g.activation("matmul", &[m, n]);
+    g.push(
+        Matmul {
+            gemm,
+            trans_a,
+            trans_b,
+        },
+        &[a, b],
+        &[c],
+    );
+    c
+}
+
+impl Op for Matmul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+        Op::record(&self.gemm, rec, inputs, outputs);
+    }
+
+    fn backward(
+        &self,
+        g: &mut Graph,
+        ctx: &GradContext<'_>,
+    ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
+        let gc = ctx.grads[0].expect("matmul has one output");
+        let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
+        let (ta, tb) = (self.trans_a, self.trans_b);
+        // dA = gC·op(B)ᵀ, stored transposed when A is; likewise dB = op(A)ᵀ·gC.
+        let ga = ctx.needs[0].then(|| {
+            if ta {
+                matmul(g, b, gc, tb, true)
+            } else {
+                matmul(g, gc, b, false, !tb)
+            }
+        });
+        let gb = ctx.needs[1].then(|| {
+            if tb {
+                matmul(g, gc, a, true, ta)
+            } else {
+                matmul(g, a, gc, !ta, false)
+            }
+        });
+        Ok(vec![ga, gb])
+    }
+}
+
+pub mod cpu {
+    /// `op(a)·op(b)` with `a` m×k (or k×m) and `b` k×n (or n×k), row-major.
+    pub fn matmul(
+        a: &[f64],
+        b: &[f64],
+        (m, n, k): (usize, usize, usize),
+        trans_a: bool,
+        trans_b: bool,
+    ) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|l| {
+                        let av = if trans_a { a[l * m + i] } else { a[i * k + l] };
+                        let bv = if trans_b { b[j * k + l] } else { b[l * n + j] };
+                        av * bv
+                    })
+                    .sum();
+            }
+        }
+        c
+    }
+}

@@ -1,0 +1,36 @@
+//! Ops: each is `shaders/<op>.wgsl` + `src/ops/<op>.rs` with a graph builder, the GPU recording,
+//! the backward rule and an f64 CPU reference (`cpu` submodule) that the tests compare against.
+
+pub mod add;
+pub mod batch_norm;
+pub mod conv1x1;
+pub mod cross_entropy;
+pub mod gemm;
+pub mod linear;
+pub mod matmul;
+pub mod mul;
+pub mod reduce;
+pub mod relu;
+pub mod sgd;
+
+use crate::engine::{Arg, TensorId};
+use crate::gpu::grid_1d;
+
+/// Invocations per workgroup of the elementwise kernels.
+const ELEMENTWISE_WG: usize = 256;
+
+/// Grid for one invocation per element.
+pub(crate) fn elementwise_grid(n: usize) -> [u32; 3] {
+    grid_1d(n.div_ceil(ELEMENTWISE_WG) as u32)
+}
+
+pub(crate) fn arg(t: TensorId) -> Arg {
+    Arg::Tensor(t)
+}
+
+/// Uniform block of kernels that only need an element count.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct CountParams {
+    pub n: u32,
+}

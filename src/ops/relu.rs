@@ -1,0 +1,77 @@
+//! ReLU. The backward reads the forward output (positive where the gradient passes), so no mask
+//! is stored.
+
+use super::{CountParams, arg, elementwise_grid};
+use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
+use crate::gpu::Kernel;
+use crate::shader;
+
+#[derive(Debug)]
+struct Relu;
+
+#[derive(Debug)]
+struct ReluGrad;
+
+/// `max(x, 0)`.
+pub fn relu(g: &mut Graph, x: TensorId) -> TensorId {
+    let y = g.activation_like("relu", x);
+    g.push(Relu, &[x], &[y]);
+    y
+}
+
+impl Op for Relu {
+    fn name(&self) -> &'static str {
+        "relu"
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+        let n = rec.numel(outputs[0]);
+        rec.dispatch(
+            Kernel::new(shader!("relu"), "relu_forward"),
+            &CountParams { n: n as u32 },
+            vec![arg(inputs[0]), arg(outputs[0])],
+            elementwise_grid(n),
+        );
+    }
+
+    fn backward(
+        &self,
+        g: &mut Graph,
+        ctx: &GradContext<'_>,
+    ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
+        let gy = ctx.grads[0].expect("relu has one output");
+        let gx = g.activation_like("relu_grad", gy);
+        g.push(ReluGrad, &[ctx.outputs[0], gy], &[gx]);
+        Ok(vec![Some(gx)])
+    }
+}
+
+impl Op for ReluGrad {
+    fn name(&self) -> &'static str {
+        "relu_grad"
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+        let n = rec.numel(outputs[0]);
+        rec.dispatch(
+            Kernel::new(shader!("relu"), "relu_backward"),
+            &CountParams { n: n as u32 },
+            vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
+            elementwise_grid(n),
+        );
+    }
+}
+
+pub mod cpu {
+    pub fn relu(x: &[f64]) -> Vec<f64> {
+        x.iter().map(|v| v.max(0.0)).collect()
+    }
+
+    /// Gradient of `relu` given the forward output `y`.
+    pub fn relu_grad(y: &[f64], gy: &[f64]) -> Vec<f64> {
+        y.iter()
+            .zip(gy)
+            .map(|(&y, &g)| if y > 0.0 { g } else { 0.0 })
+            .collect()
+    }
+}

@@ -1,0 +1,88 @@
+use sfhead::engine::Graph;
+use sfhead::ops::{add, mul, relu};
+use sfhead::testing::*;
+
+use crate::fixed;
+
+const SHAPE: [usize; 3] = [3, 7, 13];
+const N: usize = 3 * 7 * 13;
+
+#[test]
+fn add_matches_reference() {
+    let mut g = Graph::new();
+    let (a, b) = (g.input("a", &SHAPE), g.input("b", &SHAPE));
+    let y = add::add(&mut g, a, b);
+    let h = Harness::new(g, &[y]);
+    let (da, db) = (uniform(1, N, -2.0, 2.0), uniform(2, N, -2.0, 2.0));
+    let got = &h.run(&[(a, &da), (b, &db)], &[y])[0];
+    let want = add::cpu::add(&to_f64(&da), &to_f64(&db));
+    check("add", elementwise_error(got, &want), ELEMENTWISE_TOL);
+}
+
+#[test]
+fn mul_matches_reference() {
+    let mut g = Graph::new();
+    let (a, b) = (g.input("a", &SHAPE), g.input("b", &SHAPE));
+    let y = mul::mul(&mut g, a, b);
+    let h = Harness::new(g, &[y]);
+    let (da, db) = (uniform(3, N, -2.0, 2.0), uniform(4, N, -2.0, 2.0));
+    let got = &h.run(&[(a, &da), (b, &db)], &[y])[0];
+    let want = mul::cpu::mul(&to_f64(&da), &to_f64(&db));
+    check("mul", elementwise_error(got, &want), ELEMENTWISE_TOL);
+}
+
+#[test]
+fn relu_forward_and_backward_match_reference() {
+    let mut g = Graph::new();
+    let x = g.input("x", &SHAPE);
+    let gy_data = uniform(6, N, -1.0, 1.0);
+    let gy = g.constant("gy", &SHAPE, gy_data.clone());
+    let y = relu::relu(&mut g, x);
+    // d/dx Σ gy ⊙ relu(x) is exactly relu's backward applied to gy.
+    let weighted = mul::mul(&mut g, y, gy);
+    let loss = sfhead::ops::reduce::sum(&mut g, weighted, &[0, 1, 2]);
+    let gx = g.backward(loss, &[x]).unwrap()[0];
+    let h = Harness::new(g, &[y, gx]);
+    let dx = uniform(5, N, -1.0, 1.0);
+    let out = h.run(&[(x, &dx)], &[y, gx]);
+    let want_y = relu::cpu::relu(&to_f64(&dx));
+    check("relu", elementwise_error(&out[0], &want_y), ELEMENTWISE_TOL);
+    let want_gx = relu::cpu::relu_grad(&want_y, &to_f64(&gy_data));
+    check(
+        "relu grad",
+        elementwise_error(&out[1], &want_gx),
+        ELEMENTWISE_TOL,
+    );
+}
+
+#[test]
+fn elementwise_gradients_pass_finite_differences() {
+    let shape = SHAPE.to_vec();
+    let inputs = || {
+        vec![
+            (shape.clone(), away_from_zero(7, N, 0.2, 1.0)),
+            (shape.clone(), away_from_zero(8, N, 0.2, 1.0)),
+        ]
+    };
+    let r = gradcheck(&inputs(), |g, x| add::add(g, x[0], x[1]), 1e-2, 9);
+    check("add gradcheck", r.worst, 1e-2);
+    let r = gradcheck(&inputs(), |g, x| mul::mul(g, x[0], x[1]), 1e-2, 10);
+    check("mul gradcheck", r.worst, 1e-2);
+    let r = gradcheck(&inputs()[..1], |g, x| relu::relu(g, x[0]), 1e-2, 11);
+    check("relu gradcheck", r.worst, 1e-2);
+}
+
+#[test]
+fn elementwise_snapshots() {
+    let mut g = Graph::new();
+    let (a, b) = (g.input("a", &[4, 6]), g.input("b", &[4, 6]));
+    let s = add::add(&mut g, a, b);
+    let p = mul::mul(&mut g, a, b);
+    let r = relu::relu(&mut g, a);
+    let h = Harness::new(g, &[s, p, r]);
+    let (da, db) = (fixed(24, 0.0), fixed(24, 1.0));
+    let out = h.run(&[(a, &da), (b, &db)], &[s, p, r]);
+    insta::assert_snapshot!("add", rounded(&out[0], 4, 6));
+    insta::assert_snapshot!("mul", rounded(&out[1], 4, 6));
+    insta::assert_snapshot!("relu", rounded(&out[2], 4, 6));
+}

@@ -1,0 +1,230 @@
+use sfhead::engine::Graph;
+use sfhead::ops::{conv1x1, gemm, linear, matmul};
+use sfhead::testing::*;
+
+use crate::fixed;
+
+/// Odd sizes: none is a multiple of the 64-wide tile or the 16-deep k-tile.
+const M: usize = 67;
+const N: usize = 45;
+const K: usize = 37;
+
+#[test]
+fn matmul_layouts_match_reference() {
+    for (i, (ta, tb)) in [(false, false), (false, true), (true, false), (true, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let a_shape = if ta { [K, M] } else { [M, K] };
+        let b_shape = if tb { [N, K] } else { [K, N] };
+        let mut g = Graph::new();
+        let (a, b) = (g.input("a", &a_shape), g.input("b", &b_shape));
+        let c = matmul::matmul(&mut g, a, b, ta, tb);
+        let h = Harness::new(g, &[c]);
+        let da = uniform(40 + i as u64, M * K, -1.0, 1.0);
+        let db = uniform(50 + i as u64, K * N, -1.0, 1.0);
+        let got = &h.run(&[(a, &da), (b, &db)], &[c])[0];
+        let want = matmul::cpu::matmul(&to_f64(&da), &to_f64(&db), (M, N, K), ta, tb);
+        check(
+            &format!("matmul ta={ta} tb={tb}"),
+            normwise_error(got, &want),
+            REDUCTION_TOL,
+        );
+    }
+}
+
+#[test]
+fn split_k_products_match_reference() {
+    // A long k with a single small output tile takes the split-K path and its reduction.
+    let (m, n, k) = (9, 13, 3001);
+    let mut g = Graph::new();
+    let (a, b) = (g.input("a", &[k, m]), g.input("b", &[k, n]));
+    let c = matmul::matmul(&mut g, a, b, true, false);
+    let h = Harness::new(g, &[c]);
+    let (da, db) = (uniform(60, m * k, -1.0, 1.0), uniform(61, k * n, -1.0, 1.0));
+    let got = &h.run(&[(a, &da), (b, &db)], &[c])[0];
+    let want = matmul::cpu::matmul(&to_f64(&da), &to_f64(&db), (m, n, k), true, false);
+    check("split-K matmul", normwise_error(got, &want), REDUCTION_TOL);
+}
+
+#[test]
+fn gemm_reference_agrees_with_plain_matmul() {
+    let g = gemm::Gemm {
+        m: 3,
+        n: 4,
+        k: 5,
+        kb: 1,
+        products: 1,
+        a: gemm::Operand::rows(false, 5),
+        b: gemm::Operand::rows(true, 5),
+        ldc: 4,
+        c_batch: 0,
+        bias: gemm::Bias::None,
+    };
+    let a = to_f64(&uniform(62, 15, -1.0, 1.0));
+    let b = to_f64(&uniform(63, 20, -1.0, 1.0));
+    let want = matmul::cpu::matmul(&a, &b, (3, 4, 5), false, true);
+    let got = gemm::cpu::gemm(&g, &a, &b, None);
+    assert!(got.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12));
+}
+
+/// x (B, C_in, T, V) with odd sizes.
+const X: [usize; 4] = [3, 5, 7, 11];
+const COUT: usize = 19;
+
+#[test]
+fn conv1x1_forward_and_backward_match_reference() {
+    let (batch, cin, points) = (X[0], X[1], X[2] * X[3]);
+    let mut g = Graph::new();
+    let x = g.input("x", &X);
+    let w = g.input("w", &[COUT, cin, 1, 1]);
+    let b = g.input("b", &[COUT]);
+    let y = conv1x1::conv1x1(&mut g, x, w, Some(b));
+    let gy_data = uniform(70, batch * COUT * points, -1.0, 1.0);
+    let gy = g.constant("gy", &[batch, COUT, X[2], X[3]], gy_data.clone());
+    let weighted = sfhead::ops::mul::mul(&mut g, y, gy);
+    let loss = sfhead::ops::reduce::sum(&mut g, weighted, &[0, 1, 2, 3]);
+    let grads = g.backward(loss, &[x, w, b]).unwrap();
+    let keep = [y, grads[0], grads[1], grads[2]];
+    let h = Harness::new(g, &keep);
+    let dx = uniform(71, batch * cin * points, -1.0, 1.0);
+    let dw = uniform(72, COUT * cin, -1.0, 1.0);
+    let db = uniform(73, COUT, -1.0, 1.0);
+    let out = h.run(&[(x, &dx), (w, &dw), (b, &db)], &keep);
+    let dims = (batch, cin, COUT, points);
+    let (xf, wf, gyf) = (to_f64(&dx), to_f64(&dw), to_f64(&gy_data));
+    let want = conv1x1::cpu::conv1x1(&xf, &wf, Some(&to_f64(&db)), dims);
+    check("conv1x1", normwise_error(&out[0], &want), REDUCTION_TOL);
+    // gx = Wᵀ·gY per sample; gW = Σ_b gY·Xᵀ; gb = Σ gY.
+    let mut gx = vec![0.0; xf.len()];
+    let mut gw = vec![0.0; wf.len()];
+    let mut gb = vec![0.0; COUT];
+    for bi in 0..batch {
+        for o in 0..COUT {
+            for p in 0..points {
+                let gyv = gyf[(bi * COUT + o) * points + p];
+                gb[o] += gyv;
+                for i in 0..cin {
+                    gx[(bi * cin + i) * points + p] += wf[o * cin + i] * gyv;
+                    gw[o * cin + i] += gyv * xf[(bi * cin + i) * points + p];
+                }
+            }
+        }
+    }
+    check(
+        "conv1x1 grad x",
+        normwise_error(&out[1], &gx),
+        REDUCTION_TOL,
+    );
+    check(
+        "conv1x1 grad w",
+        normwise_error(&out[2], &gw),
+        REDUCTION_TOL,
+    );
+    check(
+        "conv1x1 grad b",
+        normwise_error(&out[3], &gb),
+        REDUCTION_TOL,
+    );
+}
+
+#[test]
+fn linear_forward_and_backward_match_reference() {
+    let (rows, cin, cout) = (13, 29, 11);
+    let mut g = Graph::new();
+    let x = g.input("x", &[rows, cin]);
+    let w = g.input("w", &[cout, cin]);
+    let b = g.input("b", &[cout]);
+    let y = linear::linear(&mut g, x, w, Some(b));
+    let gy_data = uniform(80, rows * cout, -1.0, 1.0);
+    let gy = g.constant("gy", &[rows, cout], gy_data.clone());
+    let weighted = sfhead::ops::mul::mul(&mut g, y, gy);
+    let loss = sfhead::ops::reduce::sum(&mut g, weighted, &[0, 1]);
+    let grads = g.backward(loss, &[x, w, b]).unwrap();
+    let keep = [y, grads[0], grads[1], grads[2]];
+    let h = Harness::new(g, &keep);
+    let dx = uniform(81, rows * cin, -1.0, 1.0);
+    let dw = uniform(82, cout * cin, -1.0, 1.0);
+    let db = uniform(83, cout, -1.0, 1.0);
+    let out = h.run(&[(x, &dx), (w, &dw), (b, &db)], &keep);
+    let (xf, wf, gyf) = (to_f64(&dx), to_f64(&dw), to_f64(&gy_data));
+    let want = linear::cpu::linear(&xf, &wf, Some(&to_f64(&db)), (rows, cin, cout));
+    check("linear", normwise_error(&out[0], &want), REDUCTION_TOL);
+    let gx = matmul::cpu::matmul(&gyf, &wf, (rows, cin, cout), false, false);
+    let gw = matmul::cpu::matmul(&gyf, &xf, (cout, cin, rows), true, false);
+    let gb: Vec<f64> = (0..cout)
+        .map(|o| (0..rows).map(|r| gyf[r * cout + o]).sum())
+        .collect();
+    check("linear grad x", normwise_error(&out[1], &gx), REDUCTION_TOL);
+    check("linear grad w", normwise_error(&out[2], &gw), REDUCTION_TOL);
+    check("linear grad b", normwise_error(&out[3], &gb), REDUCTION_TOL);
+}
+
+#[test]
+fn gemm_family_gradients_pass_finite_differences() {
+    let inputs = vec![
+        (vec![7, 9], uniform(90, 63, -1.0, 1.0)),
+        (vec![9, 5], uniform(91, 45, -1.0, 1.0)),
+    ];
+    let r = gradcheck(
+        &inputs,
+        |g, x| matmul::matmul(g, x[0], x[1], false, false),
+        1e-2,
+        92,
+    );
+    check("matmul NN gradcheck", r.worst, 1e-2);
+    let inputs = vec![
+        (vec![9, 7], uniform(93, 63, -1.0, 1.0)),
+        (vec![5, 9], uniform(94, 45, -1.0, 1.0)),
+    ];
+    let r = gradcheck(
+        &inputs,
+        |g, x| matmul::matmul(g, x[0], x[1], true, true),
+        1e-2,
+        95,
+    );
+    check("matmul TT gradcheck", r.worst, 1e-2);
+    let inputs = vec![
+        (vec![2, 3, 5, 4], uniform(96, 120, -1.0, 1.0)),
+        (vec![6, 3, 1, 1], uniform(97, 18, -1.0, 1.0)),
+        (vec![6], uniform(98, 6, -1.0, 1.0)),
+    ];
+    let r = gradcheck(
+        &inputs,
+        |g, x| conv1x1::conv1x1(g, x[0], x[1], Some(x[2])),
+        1e-2,
+        99,
+    );
+    check("conv1x1 gradcheck", r.worst, 1e-2);
+    let inputs = vec![
+        (vec![5, 8], uniform(100, 40, -1.0, 1.0)),
+        (vec![3, 8], uniform(101, 24, -1.0, 1.0)),
+        (vec![3], uniform(102, 3, -1.0, 1.0)),
+    ];
+    let r = gradcheck(
+        &inputs,
+        |g, x| linear::linear(g, x[0], x[1], Some(x[2])),
+        1e-2,
+        103,
+    );
+    check("linear gradcheck", r.worst, 1e-2);
+}
+
+#[test]
+fn gemm_snapshots() {
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 3, 2, 2]);
+    let w = g.input("w", &[4, 3]);
+    let b = g.input("b", &[4]);
+    let y = conv1x1::conv1x1(&mut g, x, w, Some(b));
+    let h = Harness::new(g, &[y]);
+    let out = h.run(
+        &[
+            (x, &fixed(24, 0.0)),
+            (w, &fixed(12, 0.5)),
+            (b, &fixed(4, 2.0)),
+        ],
+        &[y],
+    );
+    insta::assert_snapshot!("conv1x1", rounded(&out[0], 4, 4));
+}

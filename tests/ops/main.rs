@@ -1,0 +1,12 @@
+//! Per-op correctness: GPU against the f64 CPU reference on seeded inputs of odd sizes, a
+//! finite-difference gradient check with the op mid-graph, and a snapshot of the shader output
+//! on a fixed input.
+
+mod elementwise;
+mod gemm;
+mod reduce;
+
+/// A fixed, seed-free input for snapshots: smooth values in about [−1, 1].
+pub fn fixed(n: usize, phase: f32) -> Vec<f32> {
+    (0..n).map(|i| (i as f32 * 0.7 + phase).sin()).collect()
+}
