@@ -105,8 +105,7 @@ impl Executor {
                     persistent_bytes += info.bytes();
                     let buffer = gpu.storage_buffer(&info.name, info.bytes());
                     if let Some(init) = &info.init {
-                        gpu.queue
-                            .write_buffer(&buffer, 0, bytemuck::cast_slice(init));
+                        gpu.queue.write_buffer(&buffer, 0, init.bytes());
                     }
                     Some(Arc::new(buffer))
                 }

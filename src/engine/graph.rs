@@ -41,6 +41,33 @@ impl Role {
     }
 }
 
+/// Initial contents of a tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    F32(Vec<f32>),
+    U32(Vec<u32>),
+}
+
+impl Data {
+    pub fn len(&self) -> usize {
+        match self {
+            Data::F32(v) => v.len(),
+            Data::U32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Data::F32(v) => bytemuck::cast_slice(v),
+            Data::U32(v) => bytemuck::cast_slice(v),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TensorInfo {
     pub name: String,
@@ -48,7 +75,7 @@ pub struct TensorInfo {
     pub dtype: DType,
     pub role: Role,
     /// Initial contents of parameters, states and constants (zeros when absent).
-    pub init: Option<Vec<f32>>,
+    pub init: Option<Data>,
 }
 
 impl TensorInfo {
@@ -108,7 +135,7 @@ impl Graph {
         shape: &[usize],
         dtype: DType,
         role: Role,
-        init: Option<Vec<f32>>,
+        init: Option<Data>,
     ) -> TensorId {
         self.add(TensorInfo {
             name: name.into(),
@@ -131,17 +158,40 @@ impl Graph {
 
     /// A fixed f32 tensor uploaded when the graph is compiled.
     pub fn constant(&mut self, name: &str, shape: &[usize], values: Vec<f32>) -> TensorId {
-        self.tensor_of(name, shape, DType::F32, Role::Constant, Some(values))
+        self.tensor_of(
+            name,
+            shape,
+            DType::F32,
+            Role::Constant,
+            Some(Data::F32(values)),
+        )
+    }
+
+    /// A fixed u32 tensor uploaded when the graph is compiled.
+    pub fn constant_u32(&mut self, name: &str, shape: &[usize], values: Vec<u32>) -> TensorId {
+        self.tensor_of(
+            name,
+            shape,
+            DType::U32,
+            Role::Constant,
+            Some(Data::U32(values)),
+        )
     }
 
     /// A learnable tensor; `name` is its checkpoint key (PyTorch state-dict names for models).
     pub fn parameter(&mut self, name: &str, shape: &[usize], init: Vec<f32>) -> TensorId {
-        self.tensor_of(name, shape, DType::F32, Role::Parameter, Some(init))
+        self.tensor_of(
+            name,
+            shape,
+            DType::F32,
+            Role::Parameter,
+            Some(Data::F32(init)),
+        )
     }
 
     /// A persistent, non-learnable tensor (running statistics, optimiser state).
     pub fn state(&mut self, name: &str, shape: &[usize], init: Vec<f32>) -> TensorId {
-        self.tensor_of(name, shape, DType::F32, Role::State, Some(init))
+        self.tensor_of(name, shape, DType::F32, Role::State, Some(Data::F32(init)))
     }
 
     /// A new activation for an op to produce; named after the op and the node that will write it.

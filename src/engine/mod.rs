@@ -15,7 +15,7 @@ mod store;
 
 pub use autodiff::AutodiffError;
 pub use executor::{CompileError, Executor, MemoryReport};
-pub use graph::{DType, Graph, Node, Role, TensorId, TensorInfo};
+pub use graph::{DType, Data, Graph, Node, Role, TensorId, TensorInfo};
 pub use op::{GradContext, Op};
 pub use planner::{Plan, plan_activations};
 pub use recorder::{Arg, DispatchSpec, Recorder};

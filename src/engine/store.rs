@@ -58,8 +58,7 @@ impl Store {
         }
         let buffer = Arc::new(gpu.storage_buffer(&info.name, info.bytes()));
         if let Some(init) = &info.init {
-            gpu.queue
-                .write_buffer(&buffer, 0, bytemuck::cast_slice(init));
+            gpu.queue.write_buffer(&buffer, 0, init.bytes());
         }
         self.index.insert(info.name.clone(), self.entries.len());
         self.entries.push(Stored {

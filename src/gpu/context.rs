@@ -1,4 +1,5 @@
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::adapter::{self, AdapterReport};
@@ -37,6 +38,7 @@ pub struct Gpu {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
+    submissions: AtomicU64,
 }
 
 impl Gpu {
@@ -88,6 +90,7 @@ impl Gpu {
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             in_flight: Mutex::default(),
+            submissions: AtomicU64::new(0),
         })
     }
 
@@ -177,6 +180,7 @@ impl Gpu {
     /// Submits one command buffer; if too many are in flight, first waits for the oldest.
     pub fn submit(&self, commands: wgpu::CommandBuffer) -> wgpu::SubmissionIndex {
         let index = self.queue.submit([commands]);
+        self.submissions.fetch_add(1, Ordering::Relaxed);
         let mut in_flight = self.in_flight.lock().unwrap();
         in_flight.push_back(index.clone());
         while in_flight.len() > MAX_IN_FLIGHT {
@@ -189,6 +193,11 @@ impl Gpu {
                 .expect("device lost while waiting for a submission");
         }
         index
+    }
+
+    /// Command buffers submitted so far (readbacks included).
+    pub fn submissions(&self) -> u64 {
+        self.submissions.load(Ordering::Relaxed)
     }
 
     /// Blocks until every submitted command has finished.

@@ -230,8 +230,12 @@ impl Op for BatchNormEval {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let params = Params::new(rec.shape(inputs[0]), self.eps, 0.0);
-        let args = inputs.iter().chain(outputs).copied().map(arg).collect();
+        let [x, gamma, beta, running_mean, running_var] = inputs.try_into().expect("5 inputs");
+        let params = Params::new(rec.shape(x), self.eps, 0.0);
+        let args = [x, running_mean, running_var, gamma, beta, outputs[0]]
+            .into_iter()
+            .map(arg)
+            .collect();
         rec.dispatch(
             kernel("bn_eval"),
             &params,

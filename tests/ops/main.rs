@@ -2,8 +2,11 @@
 //! finite-difference gradient check with the op mid-graph, and a snapshot of the shader output
 //! on a fixed input.
 
+mod batch_norm;
 mod elementwise;
 mod gemm;
+mod large;
+mod loss_and_optim;
 mod reduce;
 
 /// A fixed, seed-free input for snapshots: smooth values in about [−1, 1].

@@ -1,0 +1,121 @@
+use sfhead::engine::Graph;
+use sfhead::ops::batch_norm::{BatchNorm, Mode, cpu};
+use sfhead::ops::{mul, reduce};
+use sfhead::testing::*;
+
+use crate::fixed;
+
+/// Runs a training step of BN on `shape`, checks y, the running statistics and all gradients.
+fn train_case(shape: &[usize], seed: u64) {
+    let c = shape[1];
+    let inner: usize = shape[2..].iter().product();
+    let n: usize = shape.iter().product();
+    let mut g = Graph::new();
+    let x = g.input("x", shape);
+    let bn = BatchNorm::with_weight(&mut g, "bn", uniform(seed, c, 0.5, 1.5));
+    let y = bn.apply(&mut g, x, Mode::Train);
+    let gy_data = uniform(seed + 1, n, -1.0, 1.0);
+    let gy = g.constant("gy", shape, gy_data.clone());
+    let weighted = mul::mul(&mut g, y, gy);
+    let axes: Vec<usize> = (0..shape.len()).collect();
+    let loss = reduce::sum(&mut g, weighted, &axes);
+    let grads = g.backward(loss, &[x, bn.weight, bn.bias]).unwrap();
+    let keep = [y, grads[0], grads[1], grads[2]];
+    let h = Harness::new(g, &keep);
+    let dx = uniform(seed + 2, n, -2.0, 3.0);
+    let out = h.run(&[(x, &dx)], &keep);
+
+    let xf = to_f64(&dx);
+    let gamma = to_f64(&uniform(seed, c, 0.5, 1.5));
+    let beta = vec![0.0; c];
+    let want = cpu::train(&xf, c, inner, &gamma, &beta, 1e-5);
+    check("batch norm", normwise_error(&out[0], &want), REDUCTION_TOL);
+    let (gx, gg, gb) = cpu::backward(&xf, c, inner, &gamma, &to_f64(&gy_data), 1e-5);
+    check(
+        "batch norm grad x",
+        normwise_error(&out[1], &gx),
+        REDUCTION_TOL,
+    );
+    check(
+        "batch norm grad γ",
+        normwise_error(&out[2], &gg),
+        REDUCTION_TOL,
+    );
+    check(
+        "batch norm grad β",
+        normwise_error(&out[3], &gb),
+        REDUCTION_TOL,
+    );
+
+    let (rm, rv) = cpu::running(&xf, c, inner, &vec![0.0; c], &vec![1.0; c], 0.1);
+    let got_rm = h.exe.read(bn.running_mean).unwrap();
+    let got_rv = h.exe.read(bn.running_var).unwrap();
+    check("running mean", normwise_error(&got_rm, &rm), REDUCTION_TOL);
+    check("running var", normwise_error(&got_rv, &rv), REDUCTION_TOL);
+}
+
+#[test]
+fn batch_norm_2d_training_matches_reference() {
+    train_case(&[5, 3, 7, 11], 110);
+}
+
+#[test]
+fn batch_norm_1d_training_matches_reference() {
+    train_case(&[9, 13], 120);
+    train_case(&[6, 5, 17], 130);
+}
+
+#[test]
+fn batch_norm_eval_uses_running_statistics() {
+    let shape = [4, 3, 5];
+    let n = 60;
+    let mut g = Graph::new();
+    let x = g.input("x", &shape);
+    let bn = BatchNorm::with_weight(&mut g, "bn", vec![0.5, 1.0, 2.0]);
+    let y = bn.apply(&mut g, x, Mode::Eval);
+    let h = Harness::new(g, &[y]);
+    let dx = uniform(140, n, -1.0, 1.0);
+    let out = &h.run(&[(x, &dx)], &[y])[0];
+    let want = cpu::eval(
+        &to_f64(&dx),
+        3,
+        5,
+        &[0.5, 1.0, 2.0],
+        &[0.0; 3],
+        &[0.0; 3],
+        &[1.0; 3],
+        1e-5,
+    );
+    check(
+        "batch norm eval",
+        elementwise_error(out, &want),
+        ELEMENTWISE_TOL,
+    );
+}
+
+#[test]
+fn batch_norm_gradients_pass_finite_differences() {
+    let shape = vec![4, 3, 2, 5];
+    let inputs = vec![(shape, uniform(150, 120, -1.0, 1.0))];
+    let r = gradcheck(
+        &inputs,
+        |g, x| {
+            let bn = BatchNorm::with_weight(g, "bn", vec![0.7, 1.3, -0.4]);
+            bn.apply(g, x[0], Mode::Train)
+        },
+        1e-2,
+        151,
+    );
+    check("batch norm gradcheck", r.worst, 1e-2);
+}
+
+#[test]
+fn batch_norm_snapshot() {
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 2, 6]);
+    let bn = BatchNorm::new(&mut g, "bn", 2);
+    let y = bn.apply(&mut g, x, Mode::Train);
+    let h = Harness::new(g, &[y]);
+    let out = h.run(&[(x, &fixed(24, 0.2))], &[y]);
+    insta::assert_snapshot!("batch_norm_train", rounded(&out[0], 4, 6));
+}
