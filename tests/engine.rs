@@ -184,7 +184,8 @@ impl Op for ForgetfulRelu {
     ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
         // Wrong on purpose: d relu / dx without the incoming gradient.
         let y = ctx.outputs[0];
-        let ones = g.constant("ones", &g.shape(y).to_vec(), vec![1.0; g.numel(y)]);
+        let shape = g.shape(y).to_vec();
+        let ones = g.constant("ones", &shape, vec![1.0; g.numel(y)]);
         let mask = relu::relu(g, y);
         Ok(vec![Some(mul::mul(g, mask, ones))])
     }
