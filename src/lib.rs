@@ -3,5 +3,7 @@
 pub mod data;
 pub mod engine;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod testing;
+pub mod train;
