@@ -7,3 +7,4 @@ pub mod model;
 pub mod ops;
 pub mod testing;
 pub mod train;
+pub mod bench;

@@ -36,27 +36,7 @@ pub fn conv1x1(g: &mut Graph, x: TensorId, w: TensorId, bias: Option<TensorId>) 
         assert_eq!(g.shape(b), [cout], "conv1x1 bias must be (C_out)");
     }
     let points: usize = xs[2..].iter().product();
-    let gemm = Gemm {
-        m: cout,
-        n: points,
-        k: cin,
-        kb: 1,
-        products: batch,
-        a: Operand::rows(false, cin),
-        b: Operand {
-            trans: false,
-            ld: points,
-            batch_stride: cin * points,
-            kb_stride: 0,
-        },
-        ldc: points,
-        c_batch: cout * points,
-        bias: if bias.is_some() {
-            Bias::PerRow
-        } else {
-            Bias::None
-        },
-    };
+    let gemm = forward_gemm(batch, cin, cout, points, bias.is_some());
     let mut ys = xs.clone();
     ys[1] = cout;
     let y = g.activation("conv1x1", &ys);
@@ -96,51 +76,26 @@ impl Op for Conv1x1 {
         let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
         let (batch, cin, cout, points) = (self.batch, self.cin, self.cout, self.points);
         let gx = ctx.needs[0].then(|| {
-            let gemm = Gemm {
-                m: cin,
-                n: points,
-                k: cout,
-                kb: 1,
-                products: batch,
-                a: Operand::rows(true, cin),
-                b: Operand {
-                    trans: false,
-                    ld: points,
-                    batch_stride: cout * points,
-                    kb_stride: 0,
-                },
-                ldc: points,
-                c_batch: cin * points,
-                bias: Bias::None,
-            };
             let shape = g.shape(x).to_vec();
-            gemm.push(g, "conv1x1_grad_input", w, gy, None, &shape)
+            grad_input_gemm(batch, cin, cout, points).push(
+                g,
+                "conv1x1_grad_input",
+                w,
+                gy,
+                None,
+                &shape,
+            )
         });
         let gw = ctx.needs[1].then(|| {
-            let gemm = Gemm {
-                m: cout,
-                n: cin,
-                k: points,
-                kb: batch,
-                products: 1,
-                a: Operand {
-                    trans: false,
-                    ld: points,
-                    batch_stride: 0,
-                    kb_stride: cout * points,
-                },
-                b: Operand {
-                    trans: true,
-                    ld: points,
-                    batch_stride: 0,
-                    kb_stride: cin * points,
-                },
-                ldc: cin,
-                c_batch: 0,
-                bias: Bias::None,
-            };
             let shape = g.shape(w).to_vec();
-            gemm.push(g, "conv1x1_grad_weight", gy, x, None, &shape)
+            grad_weight_gemm(batch, cin, cout, points).push(
+                g,
+                "conv1x1_grad_weight",
+                gy,
+                x,
+                None,
+                &shape,
+            )
         });
         let mut grads = vec![gx, gw];
         if ctx.inputs.len() == 3 {
@@ -151,6 +106,74 @@ impl Op for Conv1x1 {
             }));
         }
         Ok(grads)
+    }
+}
+
+/// Forward product W·X_b for each sample b: A = W (C_out×C_in), B = X_b (C_in×P).
+pub fn forward_gemm(batch: usize, cin: usize, cout: usize, points: usize, bias: bool) -> Gemm {
+    Gemm {
+        m: cout,
+        n: points,
+        k: cin,
+        kb: 1,
+        products: batch,
+        a: Operand::rows(false, cin),
+        b: Operand {
+            trans: false,
+            ld: points,
+            batch_stride: cin * points,
+            kb_stride: 0,
+        },
+        ldc: points,
+        c_batch: cout * points,
+        bias: if bias { Bias::PerRow } else { Bias::None },
+    }
+}
+
+/// Data gradient Wᵀ·gY_b for each sample (TN): A = W read transposed, B = gY_b.
+pub fn grad_input_gemm(batch: usize, cin: usize, cout: usize, points: usize) -> Gemm {
+    Gemm {
+        m: cin,
+        n: points,
+        k: cout,
+        kb: 1,
+        products: batch,
+        a: Operand::rows(true, cin),
+        b: Operand {
+            trans: false,
+            ld: points,
+            batch_stride: cout * points,
+            kb_stride: 0,
+        },
+        ldc: points,
+        c_batch: cin * points,
+        bias: Bias::None,
+    }
+}
+
+/// Weight gradient Σ_b gY_b·X_bᵀ (NT, summed over the batch): A = gY_b, B = X_b transposed.
+pub fn grad_weight_gemm(batch: usize, cin: usize, cout: usize, points: usize) -> Gemm {
+    Gemm {
+        m: cout,
+        n: cin,
+        k: points,
+        kb: batch,
+        products: 1,
+        a: Operand {
+            trans: false,
+            ld: points,
+            batch_stride: 0,
+            kb_stride: cout * points,
+        },
+        b: Operand {
+            trans: true,
+            ld: points,
+            batch_stride: 0,
+            kb_stride: cin * points,
+        },
+        ldc: cin,
+        c_batch: 0,
+        bias: Bias::None,
     }
 }
 

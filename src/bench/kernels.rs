@@ -1,0 +1,118 @@
+//! The GEMM at CTR-GCN's 1×1-convolution shapes, in the three layouts a training step uses.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::engine::{CompileError, Executor, Graph, Store};
+use crate::gpu::Gpu;
+use crate::ops::conv1x1::{forward_gemm, grad_input_gemm, grad_weight_gemm};
+use crate::ops::gemm::Gemm;
+
+/// Frames and joints of CTR-GCN's NTU input: each sample is a C×(T·V) matrix.
+const FRAMES: usize = 64;
+const JOINTS: usize = 25;
+
+/// (C_out, C_in) of the 1×1 convolutions of CTR-GCN, from the first block to the widest.
+const CHANNELS: [(usize, usize); 6] = [
+    (64, 3),
+    (64, 64),
+    (128, 64),
+    (128, 128),
+    (256, 128),
+    (256, 256),
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelTiming {
+    pub name: String,
+    pub layout: &'static str,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub milliseconds: f64,
+    pub gflops: f64,
+}
+
+/// Forward (NN), data-gradient (TN) and weight-gradient (NT) products of every 1×1 conv shape
+/// for a batch of `batch` person-streams of 64 frames × 25 joints.
+pub fn ctrgcn_gemm_cases(batch: usize) -> Vec<(String, &'static str, Gemm)> {
+    let points = FRAMES * JOINTS;
+    CHANNELS
+        .iter()
+        .flat_map(|&(cout, cin)| {
+            let name = format!("conv1x1 {cin}->{cout}");
+            [
+                (name.clone(), "NN", forward_gemm(batch, cin, cout, points, true)),
+                (name.clone(), "TN", grad_input_gemm(batch, cin, cout, points)),
+                (name, "NT", grad_weight_gemm(batch, cin, cout, points)),
+            ]
+        })
+        .collect()
+}
+
+/// Elements operand A, B and C of `g` span in memory.
+fn extents(g: &Gemm) -> (usize, usize, usize) {
+    let span = |rows: usize, ld: usize, batch: usize, count: usize, kb_stride: usize| {
+        (count - 1) * batch + (g.kb - 1) * kb_stride + rows * ld
+    };
+    let a_rows = if g.a.trans { g.k } else { g.m };
+    let b_rows = if g.b.trans { g.n } else { g.k };
+    (
+        span(a_rows, g.a.ld, g.a.batch_stride, g.products, g.a.kb_stride),
+        span(b_rows, g.b.ld, g.b.batch_stride, g.products, g.b.kb_stride),
+        (g.products - 1) * g.c_batch + g.m * g.ldc,
+    )
+}
+
+/// Mean wall-clock time of one product over `repeats` submissions after a warm-up, and its
+/// rate counting a multiply and an add as two operations.
+pub fn time_gemm(
+    gpu: &Arc<Gpu>,
+    name: &str,
+    layout: &'static str,
+    gemm: &Gemm,
+    repeats: usize,
+) -> Result<KernelTiming, CompileError> {
+    let (a_len, b_len, c_len) = extents(gemm);
+    let mut g = Graph::new();
+    let a = g.input("a", &[a_len]);
+    let b = g.input("b", &[b_len]);
+    let bias = (gemm.bias != crate::ops::gemm::Bias::None).then(|| {
+        let len = gemm.m.max(gemm.n);
+        g.constant("bias", &[len], vec![0.0; len])
+    });
+    let c = gemm.clone().push(&mut g, "gemm", a, b, bias, &[c_len]);
+    let exe = Executor::compile(gpu, &g, &mut Store::new(), &[c])?;
+    exe.write(a, &vec![0.5; a_len])?;
+    exe.write(b, &vec![0.25; b_len])?;
+    for _ in 0..2 {
+        exe.run();
+    }
+    gpu.wait_idle();
+    let start = Instant::now();
+    for _ in 0..repeats {
+        exe.run();
+    }
+    gpu.wait_idle();
+    let seconds = start.elapsed().as_secs_f64() / repeats as f64;
+    Ok(KernelTiming {
+        name: name.to_string(),
+        layout,
+        m: gemm.m,
+        n: gemm.n * gemm.products,
+        k: gemm.k * gemm.kb,
+        milliseconds: seconds * 1e3,
+        gflops: 2.0 * gemm.macs() as f64 / seconds / 1e9,
+    })
+}
+
+/// Published fp32 (non-tensor-core) peak of well-known adapters, in GFLOP/s.
+pub fn peak_gflops(adapter_name: &str) -> Option<f64> {
+    let name = adapter_name.to_lowercase();
+    [("h200", 67_000.0), ("h100", 67_000.0), ("a100", 19_500.0)]
+        .into_iter()
+        .find(|(key, _)| name.contains(key))
+        .map(|(_, peak)| peak)
+}
