@@ -1,0 +1,5 @@
+//! Models: skeleton topologies and, built on them, the networks.
+
+pub mod topology;
+
+pub use topology::{ParentTree, SpatialAdjacency, Topology};
