@@ -1,6 +1,6 @@
 use super::*;
 
-/// The spec numbers joints from 1; the API from 0.
+/// Datasets number joints from 1; the API from 0.
 fn j(n: usize) -> usize {
     n - 1
 }
@@ -88,7 +88,7 @@ fn ntu_inward_subset_is_binary_with_four_children_on_row_21() {
 }
 
 #[test]
-fn ntu_outward_subset_has_exactly_the_spec_non_unit_entries() {
+fn ntu_outward_subset_has_exactly_the_known_non_unit_entries() {
     let a = ntu().spatial_adjacency();
     let entries = nonzero(&a, 2);
     assert_eq!(entries.len(), 24);
@@ -175,7 +175,7 @@ fn bone_pairs_are_the_inward_edges_plus_the_root_onto_itself() {
 }
 
 #[test]
-fn ntu_kth_mode_tree_has_the_spec_depths() {
+fn ntu_kth_mode_tree_has_infogcn_depths() {
     let topology = ntu();
     let tree = topology.kth_mode_tree().unwrap();
     assert_eq!(tree.root(), j(2));
