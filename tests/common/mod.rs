@@ -1,4 +1,4 @@
-//! Helpers shared by integration tests.
+//! Code shared by integration tests.
 
 pub mod ctrgcn_fixture;
 pub mod state_dict_listing;
