@@ -25,7 +25,10 @@ fn main() {
                 t.k,
                 t.milliseconds,
                 t.gflops,
-                peak.map_or(String::new(), |p| format!("  {:.1} % of peak", 100.0 * t.gflops / p))
+                peak.map_or(String::new(), |p| format!(
+                    "  {:.1} % of peak",
+                    100.0 * t.gflops / p
+                ))
             ),
             Err(e) => println!("{name:<18} {layout}  skipped: {e}"),
         }

@@ -1,5 +1,6 @@
 //! sfhead: a training engine for skeleton-based action recognition on any GPU through wgpu.
 
+pub mod bench;
 pub mod data;
 pub mod engine;
 pub mod gpu;
@@ -7,4 +8,3 @@ pub mod model;
 pub mod ops;
 pub mod testing;
 pub mod train;
-pub mod bench;

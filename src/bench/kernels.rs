@@ -44,8 +44,16 @@ pub fn ctrgcn_gemm_cases(batch: usize) -> Vec<(String, &'static str, Gemm)> {
         .flat_map(|&(cout, cin)| {
             let name = format!("conv1x1 {cin}->{cout}");
             [
-                (name.clone(), "NN", forward_gemm(batch, cin, cout, points, true)),
-                (name.clone(), "TN", grad_input_gemm(batch, cin, cout, points)),
+                (
+                    name.clone(),
+                    "NN",
+                    forward_gemm(batch, cin, cout, points, true),
+                ),
+                (
+                    name.clone(),
+                    "TN",
+                    grad_input_gemm(batch, cin, cout, points),
+                ),
                 (name, "NT", grad_weight_gemm(batch, cin, cout, points)),
             ]
         })

@@ -1,5 +1,8 @@
-//! Models: each builds its forward graph from a config and owns its parameter names and
-//! initialisation.
+//! Models: skeleton topologies and, built on them, the networks. Each network builds its
+//! forward graph from a config and owns its parameter names and initialisation.
 
 pub mod init;
 pub mod tiny;
+pub mod topology;
+
+pub use topology::{ParentTree, SpatialAdjacency, Topology};

@@ -1,0 +1,4 @@
+//! Code shared by integration tests.
+
+pub mod ctrgcn_fixture;
+pub mod state_dict_listing;
