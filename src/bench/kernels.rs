@@ -1,5 +1,6 @@
 //! The GEMM at CTR-GCN's 1×1-convolution shapes, in the three layouts a training step uses.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -123,4 +124,38 @@ pub fn peak_gflops(adapter_name: &str) -> Option<f64> {
         .into_iter()
         .find(|(key, _)| name.contains(key))
         .map(|(_, peak)| peak)
+}
+
+/// Times every case of [`ctrgcn_gemm_cases`] and writes a table (or one JSON object per line).
+pub fn report_kernels(
+    gpu: &Arc<Gpu>,
+    batch: usize,
+    repeats: usize,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let peak = peak_gflops(&gpu.report().info.name);
+    if !json {
+        writeln!(
+            out,
+            "{}; batch {batch} × 64 frames × 25 joints",
+            gpu.report().summary()
+        )?;
+    }
+    for (case, layout, gemm) in ctrgcn_gemm_cases(batch) {
+        let t = time_gemm(gpu, &case, layout, &gemm, repeats.max(1))?;
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&t)?)?;
+            continue;
+        }
+        let share = peak.map_or(String::new(), |p| {
+            format!("  {:5.1} % of {p:.0} GFLOP/s", 100.0 * t.gflops / p)
+        });
+        writeln!(
+            out,
+            "{:<18} {layout}  m {:>4}  n {:>7}  k {:>7}  {:>9.3} ms  {:>9.1} GFLOP/s{share}",
+            t.name, t.m, t.n, t.k, t.milliseconds, t.gflops
+        )?;
+    }
+    Ok(())
 }

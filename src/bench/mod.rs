@@ -2,4 +2,4 @@
 
 mod kernels;
 
-pub use kernels::{KernelTiming, ctrgcn_gemm_cases, peak_gflops, time_gemm};
+pub use kernels::{KernelTiming, ctrgcn_gemm_cases, peak_gflops, report_kernels, time_gemm};
