@@ -1,0 +1,164 @@
+//! Checkpoints as safetensors: every tensor of a [`Store`] under its name (PyTorch state-dict keys
+//! for models, `optim.*` for optimiser state) plus string metadata. Writing goes to a temporary
+//! file in the same directory that is renamed into place, so a crash never leaves half a file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::engine::{Store, StoreError};
+use crate::gpu::Gpu;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a safetensors file: {message}", path.display())]
+    Format { path: PathBuf, message: String },
+    #[error("{}: key `{key}`: {message}", path.display())]
+    Key {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a load matched, in the manner of PyTorch's `load_state_dict(strict=False)`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub loaded: Vec<String>,
+    /// Stored tensors the file does not have.
+    pub missing: Vec<String>,
+    /// Keys of the file the store does not have (skipped).
+    pub unexpected: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Writes every tensor of `store` (read back from the GPU) and `metadata` to `path` atomically.
+pub fn save(
+    gpu: &Gpu,
+    store: &Store,
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let mut tensors = Vec::new();
+    for name in store.names() {
+        let shape = store.shape(name).expect("listed names exist").to_vec();
+        let values = store.read(gpu, name)?;
+        tensors.push((
+            name.to_string(),
+            shape,
+            bytemuck::cast_slice(&values).to_vec(),
+        ));
+    }
+    let views = tensors.iter().map(|(name, shape, bytes)| {
+        let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree");
+        (name.as_str(), view)
+    });
+    let info: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let bytes = safetensors::serialize(views, Some(info)).map_err(|e| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary sibling of `path`, then renames it over `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+/// Loads every key of `path` that `store` has (f32, or f64 converted to f32), checking shapes;
+/// reports the keys on either side that did not match.
+pub fn load(gpu: &Gpu, store: &Store, path: &Path) -> Result<Loaded, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let format = |message: String| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+    let mut out = Loaded {
+        metadata: header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        ..Loaded::default()
+    };
+    let key_error = |key: &str, message: String| CheckpointError::Key {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        message,
+    };
+    let mut names: Vec<&str> = file.names();
+    names.sort_unstable();
+    for key in names {
+        let Some(shape) = store.shape(key) else {
+            out.unexpected.push(key.to_string());
+            continue;
+        };
+        let view = file
+            .tensor(key)
+            .map_err(|e| key_error(key, e.to_string()))?;
+        let numel: usize = shape.iter().product();
+        let file_numel: usize = view.shape().iter().product();
+        if file_numel != numel
+            || view
+                .shape()
+                .iter()
+                .filter(|&&d| d != 1)
+                .ne(shape.iter().filter(|&&d| d != 1))
+        {
+            return Err(key_error(
+                key,
+                format!(
+                    "shape {:?} does not match the model's {shape:?}",
+                    view.shape()
+                ),
+            ));
+        }
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => bytemuck::pod_collect_to_vec(view.data()),
+            Dtype::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(view.data())
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+            other => {
+                return Err(key_error(
+                    key,
+                    format!("dtype {other:?}, expected F32 or F64"),
+                ));
+            }
+        };
+        store.write(gpu, key, &values)?;
+        out.loaded.push(key.to_string());
+    }
+    out.missing = store
+        .names()
+        .filter(|n| !out.loaded.iter().any(|l| l == n))
+        .map(str::to_string)
+        .collect();
+    Ok(out)
+}
