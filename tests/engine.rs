@@ -212,3 +212,59 @@ fn gradcheck_catches_a_backward_that_ignores_the_incoming_gradient() {
     let right = gradcheck(&inputs, |g, x| relu::relu(g, x[0]), 1e-2, 302);
     check("relu gradcheck", right.worst, 1e-2);
 }
+
+#[test]
+fn a_reshape_is_a_free_view_that_keeps_its_buffer_alive() {
+    use sfhead::ops::reshape::reshape;
+    // h is only read through its view v, after several other activations were planned.
+    let mut g = Graph::new();
+    let x = g.input("x", &[6, 4]);
+    let h = relu::relu(&mut g, x);
+    let v = reshape(&mut g, h, &[2, 3, 4]);
+    let mut t = mul::mul(&mut g, x, x);
+    for _ in 0..3 {
+        t = relu::relu(&mut g, t);
+    }
+    let t = reshape(&mut g, t, &[2, 3, 4]);
+    let y = add::add(&mut g, v, t);
+    let mean = reduce::mean(&mut g, y, &[1]);
+    let gx = g.backward(mean, &[x]).unwrap()[0];
+    let plan = plan_activations(&g, &[y, gx]);
+    assert_eq!(plan.slot_of[v.index()], plan.slot_of[h.index()]);
+    assert_eq!(plan.root_of[v.index()], h);
+    let h_run = Harness::new(g, &[y, gx]);
+    assert!(
+        h_run
+            .exe
+            .dispatch_labels()
+            .iter()
+            .all(|l| !l.starts_with("reshape"))
+    );
+    let data = uniform(310, 24, -1.0, 1.0);
+    let out = h_run.run(&[(x, &data)], &[y, gx]);
+    let want: Vec<f64> = data
+        .iter()
+        .map(|&a| {
+            let a = f64::from(a);
+            a.max(0.0) + a * a
+        })
+        .collect();
+    check(
+        "view read after other activations",
+        elementwise_error(&out[0], &want),
+        ELEMENTWISE_TOL,
+    );
+    // d mean_over_axis1 / dx = (relu'(x) + 2x) / 3.
+    let want_g: Vec<f64> = data
+        .iter()
+        .map(|&a| {
+            let a = f64::from(a);
+            (if a > 0.0 { 1.0 } else { 0.0 } + 2.0 * a) / 3.0
+        })
+        .collect();
+    check(
+        "gradient through views",
+        elementwise_error(&out[1], &want_g),
+        ELEMENTWISE_TOL,
+    );
+}

@@ -98,6 +98,11 @@ impl Executor {
             .collect();
         let mut persistent_bytes = 0;
         for (i, info) in tensors.iter().enumerate() {
+            let root = plan.root_of[i].index();
+            if root != i {
+                buffers[i] = buffers[root].clone();
+                continue;
+            }
             buffers[i] = match info.role {
                 Role::Activation => plan.slot_of[i].map(|s| slots[s].clone()),
                 Role::Parameter | Role::State => Some(store.buffer_for(gpu, info)?),
@@ -310,6 +315,9 @@ fn record(graph: &Graph, plan: &Plan) -> Vec<DispatchSpec> {
     let mut rec = Recorder::new(graph);
     for &i in &plan.live_nodes {
         let node = &graph.nodes()[i];
+        if node.op.view_of().is_some() {
+            continue;
+        }
         rec.set_node(format!("{}#{i}", node.op.name()));
         node.op.record(&mut rec, &node.inputs, &node.outputs);
     }

@@ -43,4 +43,10 @@ pub trait Op: Debug {
     fn has_side_effects(&self) -> bool {
         false
     }
+
+    /// `Some(k)` if the node's single output is a view of input `k`: the same memory under
+    /// another shape. The planner gives it the input's buffer and records no dispatch for it.
+    fn view_of(&self) -> Option<usize> {
+        None
+    }
 }

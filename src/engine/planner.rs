@@ -15,6 +15,8 @@ pub struct Plan {
     pub live_nodes: Vec<usize>,
     /// Slot of each tensor, indexed by tensor id; `None` for non-activations and dead tensors.
     pub slot_of: Vec<Option<usize>>,
+    /// The tensor whose memory each tensor uses: itself, or for a view the tensor it views.
+    pub root_of: Vec<TensorId>,
     /// Size in bytes of each slot: the largest tensor it ever holds.
     pub slot_bytes: Vec<u64>,
     /// Bytes the activations would take with one buffer each.
@@ -51,21 +53,31 @@ fn live_nodes(graph: &Graph, keep: &[TensorId]) -> Vec<usize> {
 pub fn plan_activations(graph: &Graph, keep: &[TensorId]) -> Plan {
     let live = live_nodes(graph, keep);
     let tensor_count = graph.tensors().count();
-    let is_activation = |t: TensorId| graph.tensor(t).role == Role::Activation;
+    let mut root_of: Vec<TensorId> = (0..tensor_count).map(TensorId).collect();
+    for &i in &live {
+        let node = &graph.nodes()[i];
+        if let Some(k) = node.op.view_of() {
+            root_of[node.outputs[0].index()] = root_of[node.inputs[k].index()];
+        }
+    }
+    let is_planned =
+        |t: TensorId| graph.tensor(t).role == Role::Activation && root_of[t.index()] == t;
 
-    // Position (in `live`) of the last node reading each activation; kept ones never die.
+    // Position (in `live`) of the last node using each buffer, through any view of it; kept
+    // tensors never die.
     let mut last_use = vec![0usize; tensor_count];
     for (pos, &i) in live.iter().enumerate() {
         let node = &graph.nodes()[i];
         for &t in node.inputs.iter().chain(&node.outputs) {
-            last_use[t.index()] = last_use[t.index()].max(pos);
+            let root = root_of[t.index()].index();
+            last_use[root] = last_use[root].max(pos);
         }
     }
     for t in keep {
-        last_use[t.index()] = usize::MAX;
+        last_use[root_of[t.index()].index()] = usize::MAX;
     }
     let mut dying_after: Vec<Vec<TensorId>> = vec![Vec::new(); live.len()];
-    for (id, _) in graph.tensors().filter(|&(id, _)| is_activation(id)) {
+    for (id, _) in graph.tensors().filter(|&(id, _)| is_planned(id)) {
         if let Some(list) = dying_after.get_mut(last_use[id.index()]) {
             list.push(id);
         }
@@ -76,7 +88,7 @@ pub fn plan_activations(graph: &Graph, keep: &[TensorId]) -> Plan {
     let mut free: Vec<usize> = Vec::new();
     let mut unshared_bytes = 0;
     for (pos, &i) in live.iter().enumerate() {
-        for &t in &graph.nodes()[i].outputs {
+        for &t in graph.nodes()[i].outputs.iter().filter(|&&t| is_planned(t)) {
             let bytes = graph.tensor(t).bytes();
             unshared_bytes += bytes;
             let fitting = free
@@ -104,9 +116,13 @@ pub fn plan_activations(graph: &Graph, keep: &[TensorId]) -> Plan {
             }
         }
     }
+    for t in 0..tensor_count {
+        slot_of[t] = slot_of[root_of[t].index()];
+    }
     Plan {
         live_nodes: live,
         slot_of,
+        root_of,
         slot_bytes,
         unshared_bytes,
     }

@@ -11,6 +11,7 @@ pub mod matmul;
 pub mod mul;
 pub mod reduce;
 pub mod relu;
+pub mod reshape;
 pub mod sgd;
 
 use crate::engine::{Arg, TensorId};
