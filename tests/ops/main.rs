@@ -3,6 +3,7 @@
 //! on a fixed input.
 
 mod batch_norm;
+mod ctrgc;
 mod elementwise;
 mod gemm;
 mod large;
