@@ -148,6 +148,7 @@ impl Op for RefineGrad {
             elementwise_grid(n),
         );
 
+        // g_alpha: chunk partials of Σ g_Q ⊙ C, then their sum.
         let partials = Arg::Scratch {
             slot: 0,
             bytes: 4 * chunks as u64,
@@ -175,6 +176,7 @@ impl Op for RefineGrad {
             1,
         );
 
+        // Σ over the B·C_out maps for each (u, v), then placed in slice i of g_PA.
         let column_sums = Arg::Scratch {
             slot: 2,
             bytes: 4 * vv as u64,

@@ -100,6 +100,8 @@ fn refine_forward_and_backward_match_reference() {
     refine_case([3, 5, 7, 7], 1, 310);
     // More than 4,096 elements: g_alpha sums several chunk partials.
     refine_case([4, 23, 9, 9], 2, 320);
+    // More than 4,096 maps: the sums of g_PA over (b, c) take two passes.
+    refine_case([65, 64, 3, 3], 0, 360);
 }
 
 /// (B, C, T, V) with odd sizes; T spans more than one 64-row GEMM tile.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use sfhead::engine::{Graph, Role, TensorId};
+use sfhead::engine::{Data, Graph, Role, TensorId};
 use sfhead::model::Topology;
 use sfhead::model::init::Init;
 use sfhead::model::unit_gcn::{Conv, Ctrgc, Down, UnitGcn, UnitGcnConfig, cpu};
@@ -14,6 +14,14 @@ use sfhead::testing::*;
 
 #[path = "../common/state_dict_listing.rs"]
 mod state_dict_listing;
+
+/// The initial values of a parameter or BN statistic.
+fn initial(g: &Graph, t: TensorId) -> Vec<f32> {
+    match &g.tensor(t).init {
+        Some(Data::F32(v)) => v.clone(),
+        other => panic!("unexpected initial data {other:?}"),
+    }
+}
 
 /// Parameters and BN statistics of the graph, in declaration order, as (name, shape).
 fn declared(g: &Graph) -> Vec<(String, Vec<usize>)> {
@@ -81,14 +89,10 @@ fn initial_values_follow_ctrgcn_and_overrides_replace_them() {
         let mut g = Graph::new();
         let unit =
             UnitGcn::with_overrides(&mut g, "u", &cfg, &adjacency, &mut Init::new(9), overrides);
-        let init = |t: TensorId| match &g.tensor(t).init {
-            Some(sfhead::engine::Data::F32(v)) => v.clone(),
-            other => panic!("unexpected initial data {other:?}"),
-        };
         let values: HashMap<String, Vec<f32>> = g
             .tensors()
             .filter(|(_, t)| t.role.is_stored())
-            .map(|(id, t)| (t.name.clone(), init(id)))
+            .map(|(id, t)| (t.name.clone(), initial(&g, id)))
             .collect();
         (unit, values)
     };
@@ -175,10 +179,8 @@ fn unit_case(cfg: UnitGcnConfig, batch: usize, frames: usize, seed: u64) {
     let reference: HashMap<String, Vec<f64>> = params
         .iter()
         .map(|&t| {
-            let Some(sfhead::engine::Data::F32(v)) = &g.tensor(t).init else {
-                panic!("parameters have f32 initial values")
-            };
-            (g.tensor(t).name["u.".len()..].to_string(), to_f64(v))
+            let name = g.tensor(t).name["u.".len()..].to_string();
+            (name, to_f64(&initial(&g, t)))
         })
         .collect();
     let keep: Vec<TensorId> = [y].into_iter().chain(grads.iter().copied()).collect();
