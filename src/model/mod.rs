@@ -4,5 +4,6 @@
 pub mod init;
 pub mod tiny;
 pub mod topology;
+pub mod unit_gcn;
 
 pub use topology::{ParentTree, SpatialAdjacency, Topology};

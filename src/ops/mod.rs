@@ -2,6 +2,7 @@
 //! the backward rule and an f64 CPU reference (`cpu` submodule) that the tests compare against.
 
 pub mod add;
+pub mod aggregate;
 pub mod batch_norm;
 pub mod conv1x1;
 pub mod cross_entropy;
@@ -10,9 +11,11 @@ pub mod linear;
 pub mod matmul;
 pub mod mul;
 pub mod reduce;
+pub mod refine;
 pub mod relu;
 pub mod reshape;
 pub mod sgd;
+pub mod tanh_diff;
 
 use crate::engine::{Arg, TensorId};
 use crate::gpu::grid_1d;

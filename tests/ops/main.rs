@@ -3,11 +3,13 @@
 //! on a fixed input.
 
 mod batch_norm;
+mod ctrgc;
 mod elementwise;
 mod gemm;
 mod large;
 mod loss_and_optim;
 mod reduce;
+mod unit_gcn;
 
 /// A fixed, seed-free input for snapshots: smooth values in about [−1, 1].
 pub fn fixed(n: usize, phase: f32) -> Vec<f32> {

@@ -1,0 +1,113 @@
+// Topology refinement of CTR-GC branch i: Q = alpha·C + PA[i], with C (B, C_out, V, V), alpha a
+// one-element tensor and PA (S, V, V) broadcast over (B, C_out). `n` = numel(C), `vv` = V·V,
+// `branch` = i, `pa_len` = S·V·V.
+// Entries (workgroup 256, grids folded over x and y):
+//   refine_forward:     one invocation per element of Q. Bindings: 1 c, 2 alpha, 3 pa, 4 q.
+//   refine_grad_c:      g_C = alpha·g_Q, one invocation per element. Bindings: 1 gq, 2 alpha, 3 gc.
+//   refine_dot_partial: workgroup w < `chunks` sums g_Q ⊙ C over elements
+//                       [w·chunk_len, (w + 1)·chunk_len) with a tree, into partial[w]; a second
+//                       pass (reduce.wgsl) adds the partials into g_alpha.
+//                       Bindings: 1 gq, 2 c, 3 partial.
+//   refine_scatter_pa:  g_PA from s = Σ_{b,c} g_Q (V·V): slice i gets s, the other slices 0.
+//                       One invocation per element of PA. Bindings: 1 s, 2 gpa.
+// Binding 0 is the params block in all of them.
+
+struct Params {
+    n: u32,
+    vv: u32,
+    branch: u32,
+    pa_len: u32,
+    chunks: u32,
+    chunk_len: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * 256u + lid;
+}
+
+@group(0) @binding(1) var<storage, read> fwd_c: array<f32>;
+@group(0) @binding(2) var<storage, read> fwd_alpha: array<f32>;
+@group(0) @binding(3) var<storage, read> fwd_pa: array<f32>;
+@group(0) @binding(4) var<storage, read_write> fwd_q: array<f32>;
+
+@compute @workgroup_size(256)
+fn refine_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_id(wid, nwg, lid);
+    if i < p.n {
+        fwd_q[i] = fma(fwd_alpha[0], fwd_c[i], fwd_pa[p.branch * p.vv + i % p.vv]);
+    }
+}
+
+@group(0) @binding(1) var<storage, read> gc_gq: array<f32>;
+@group(0) @binding(2) var<storage, read> gc_alpha: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gc_gc: array<f32>;
+
+@compute @workgroup_size(256)
+fn refine_grad_c(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_id(wid, nwg, lid);
+    if i < p.n {
+        gc_gc[i] = gc_alpha[0] * gc_gq[i];
+    }
+}
+
+var<workgroup> tree: array<f32, 256>;
+
+@group(0) @binding(1) var<storage, read> dot_gq: array<f32>;
+@group(0) @binding(2) var<storage, read> dot_c: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dot_partial: array<f32>;
+
+@compute @workgroup_size(256)
+fn refine_dot_partial(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let w = wid.x + wid.y * nwg.x;
+    if w >= p.chunks {
+        return;
+    }
+    let start = w * p.chunk_len;
+    let end = min(start + p.chunk_len, p.n);
+    var acc = 0.0;
+    for (var e = start + lid; e < end; e += 256u) {
+        acc = fma(dot_gq[e], dot_c[e], acc);
+    }
+    tree[lid] = acc;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if lid < s {
+            tree[lid] += tree[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        dot_partial[w] = tree[0];
+    }
+}
+
+@group(0) @binding(1) var<storage, read> pa_s: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pa_gpa: array<f32>;
+
+@compute @workgroup_size(256)
+fn refine_scatter_pa(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let j = linear_id(wid, nwg, lid);
+    if j < p.pa_len {
+        pa_gpa[j] = select(0.0, pa_s[j % p.vv], j / p.vv == p.branch);
+    }
+}
