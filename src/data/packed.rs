@@ -38,6 +38,9 @@ const MAGIC: [u8; 8] = *b"SFPK\r\n\x1a\n";
 const VERSION: u32 = 1;
 const HEADER_LEN: u64 = 128;
 const CHANNELS: u32 = 3;
+/// Most persons × joints a frame may hold: far above any skeleton, low enough that sizes
+/// computed from a damaged header cannot overflow.
+const MAX_POINTS: u64 = 1 << 20;
 
 /// One side of a benchmark split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,13 @@ pub struct PackedWriter {
 
 impl PackedWriter {
     pub fn create(path: &Path, meta: PackedMeta) -> io::Result<Self> {
+        let points = (meta.persons as u64).saturating_mul(meta.joints as u64);
+        if points == 0 || points > MAX_POINTS {
+            return Err(invalid(format!(
+                "{} persons × {} joints is not a frame layout the format holds",
+                meta.persons, meta.joints
+            )));
+        }
         let mut file = AtomicFile::create(path)?;
         file.write_all(&[0; HEADER_LEN as usize])?;
         Ok(Self {
@@ -401,7 +411,8 @@ impl Header {
         let joints = c.u32(field("joints"))?;
         let classes = c.u32(field("classes"))?;
         c.u32(field("reserved"))?;
-        if channels != CHANNELS || persons == 0 || joints == 0 {
+        let points = u64::from(persons) * u64::from(joints);
+        if channels != CHANNELS || points == 0 || points > MAX_POINTS {
             return Err(key_error(
                 path,
                 "channels",
@@ -431,7 +442,7 @@ impl Header {
                 ),
             ));
         }
-        let frame_bytes = u64::from(persons) * u64::from(joints) * u64::from(CHANNELS) * 4;
+        let frame_bytes = points * u64::from(CHANNELS) * 4;
         let data_end = header
             .total_frames
             .checked_mul(frame_bytes)
