@@ -53,6 +53,21 @@ pub struct Denoised {
 /// Chooses the actors of a stage-1 file and lays them out frame by frame.
 pub fn denoise(raw: &RawSkeleton, path: &Path) -> Result<Denoised, DataError> {
     let frames = raw.valid_frames;
+    // Stage 1 never builds these; a hand-made record might.
+    if let Some(body) = raw.bodies.iter().find(|b| {
+        b.joints.is_empty() || b.joints.len() % JOINTS != 0 || b.colors.len() != b.joints.len()
+    }) {
+        return Err(DataError::new(
+            path,
+            Place::File,
+            format!(
+                "body {} has {} joint rows and {} colour rows, not whole frames of {JOINTS}",
+                body.id,
+                body.joints.len(),
+                body.colors.len()
+            ),
+        ));
+    }
     if let [only] = raw.bodies.as_slice() {
         let mut slots = Slots::new(frames, 1);
         slots.place(only, 0, path)?;
@@ -68,9 +83,8 @@ pub fn denoise(raw: &RawSkeleton, path: &Path) -> Result<Denoised, DataError> {
                 rows: body.rows(),
             });
         } else {
-            let motion = body
-                .motion
-                .expect("stage 1 gives motion to every body of a multi-body file");
+            // Stage 1 sets it for every body of a multi-body file.
+            let motion = body.motion.unwrap_or_else(|| variance_sum(&body.joints));
             survivors.push((body, motion));
         }
     }

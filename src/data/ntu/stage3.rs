@@ -28,6 +28,18 @@ pub fn translate(
     path: &Path,
 ) -> Result<Sequence, DataError> {
     let width = denoised.actors * ACTOR_WIDTH;
+    if !(1..=2).contains(&denoised.actors) || denoised.joints.len() != denoised.frames * width {
+        return Err(DataError::new(
+            path,
+            Place::File,
+            format!(
+                "{} values are not {} frames of {} actors",
+                denoised.joints.len(),
+                denoised.frames,
+                denoised.actors
+            ),
+        ));
+    }
     let rows = || denoised.joints.chunks_exact(width);
     let Some(first) = rows().position(|row| row[..ACTOR_WIDTH].iter().any(|&v| v != 0.0)) else {
         return Err(DataError::new(
