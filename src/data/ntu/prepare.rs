@@ -29,18 +29,17 @@ const BATCH: usize = 256;
 #[derive(Debug, Clone, clap::Args)]
 pub struct NtuArgs {
     /// Folder holding the `.skeleton` files (e.g. `nturgb+d_skeletons/`).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub raw: PathBuf,
     /// Folder for the output files; created if missing.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// NTU RGB+D 120: its name list, the X-Sub and X-Set benchmarks, 120 classes, and
     /// one-actor clips duplicated into the second person (CTR-GCN's NTU120 script).
     #[arg(long)]
     pub ntu120: bool,
-    /// Sample names to process, one per line, in output order [default: CTR-GCN's list,
-    /// shipped with sfhead].
-    #[arg(long)]
+    /// Sample names to process, one per line [default: CTR-GCN's list, shipped with sfhead].
+    #[arg(long, value_name = "FILE")]
     pub names: Option<PathBuf>,
     /// Output format: our packed `.sfpk`, or CTR-GCN's `.npz` layout.
     #[arg(long, value_enum, default_value_t = Format::Packed)]
