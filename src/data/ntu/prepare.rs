@@ -233,10 +233,12 @@ fn skeleton_files(dir: &Path) -> anyhow::Result<HashSet<String>> {
     let mut names = HashSet::new();
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-        if let Some(name) = entry.file_name().to_str()
-            && name.ends_with(".skeleton")
-        {
-            names.insert(name.to_string());
+        let name = entry.file_name();
+        match name.to_str() {
+            Some(name) if name.ends_with(".skeleton") => {
+                names.insert(name.to_string());
+            }
+            _ => {}
         }
     }
     Ok(names)
