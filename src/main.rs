@@ -1,6 +1,8 @@
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sfhead::data::ntu::prepare::{self, NtuArgs};
 use sfhead::gpu::Gpu;
 
 /// Skeleton-based action recognition on any GPU: CTR-GCN backbones and the SF-Head module.
@@ -21,6 +23,17 @@ enum Command {
     /// Measure kernels on the chosen adapter.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Turn a raw dataset into training files, one per benchmark.
+    Prepare {
+        #[command(subcommand)]
+        dataset: PrepareDataset,
+    },
+}
+
+#[derive(Subcommand)]
+enum PrepareDataset {
+    /// NTU RGB+D 60 or 120 `.skeleton` files, through CTR-GCN's preprocessing.
+    Ntu(NtuArgs),
 }
 
 #[derive(Subcommand)]
@@ -50,7 +63,26 @@ fn main() -> anyhow::Result<()> {
             repeats,
             json,
         }) => bench_kernels(adapter, batch, repeats, json),
+        Command::Prepare {
+            dataset: PrepareDataset::Ntu(args),
+        } => {
+            let summary = prepare::run(&args, &progress_bar())?;
+            print!("{summary}");
+            if summary.failures.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("{} files failed", summary.failures.len())
+            }
+        }
     }
+}
+
+/// A bar on stderr; indicatif draws nothing when stderr is not a terminal.
+fn progress_bar() -> ProgressBar {
+    ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} files {per_sec} eta {eta}")
+            .expect("a valid progress template"),
+    )
 }
 
 fn info(selector: Option<&str>) -> anyhow::Result<()> {

@@ -4,7 +4,12 @@
 //! file and the place (line, frame, key) where it went wrong.
 
 mod error;
+mod io;
+pub mod npz;
+pub mod ntu;
+pub mod packed;
 mod sequence;
 
 pub use error::{DataError, Place};
+pub use packed::{PackedClips, PackedMeta, PackedWriter, Part};
 pub use sequence::{ClipSet, Sequence};
