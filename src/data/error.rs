@@ -49,7 +49,13 @@ impl DataError {
 
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.path.display(), self.place, self.message)
+        write!(
+            f,
+            "{}: {}: {}",
+            self.path.display(),
+            self.place,
+            self.message
+        )
     }
 }
 

@@ -3,8 +3,13 @@
 //! Nothing here touches the GPU. Every reader reports bad input as a [`DataError`] that names the
 //! file and the place (line, frame, key) where it went wrong.
 
+mod atomic;
 mod error;
+mod memory;
 mod sequence;
+pub mod ucla;
 
+pub use atomic::write_atomic;
 pub use error::{DataError, Place};
+pub use memory::InMemoryClips;
 pub use sequence::{ClipSet, Sequence};
