@@ -5,6 +5,7 @@
 
 mod atomic;
 mod error;
+pub mod feed;
 mod memory;
 mod sequence;
 pub mod ucla;
