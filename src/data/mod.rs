@@ -4,6 +4,7 @@
 //! file and the place (line, frame, key) where it went wrong.
 
 mod atomic;
+pub mod batch;
 mod error;
 pub mod feed;
 mod memory;
