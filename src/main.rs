@@ -1,4 +1,8 @@
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sfhead::data::prepare::{Outcome, PkuPaths, prepare_pku, prepare_ucla};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Skeleton-based action recognition on any GPU: CTR-GCN backbones and the SF-Head module.
 #[derive(Parser)]
@@ -12,13 +16,87 @@ struct Cli {
 enum Command {
     /// List the GPU adapters found and the one that would be used.
     Info,
+    /// Check or convert a dataset's raw files.
+    Prepare {
+        #[command(subcommand)]
+        dataset: PrepareDataset,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+#[derive(Subcommand)]
+enum PrepareDataset {
+    /// NW-UCLA: check every clip and write the split lists and a summary.
+    Ucla(UclaArgs),
+    /// PKU-MMD: cut the labelled instances into a CTR-GCN-layout .npz.
+    Pku(PkuArgs),
+}
+
+#[derive(Args)]
+struct UclaArgs {
+    /// An `all_sqe` directory of JSON clips, or `all_sqe.tar.gz`.
+    #[arg(long)]
+    raw: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct PkuArgs {
+    /// Directory of skeleton files `VIDEO.txt`.
+    #[arg(long)]
+    raw: PathBuf,
+    /// Directory of label files `VIDEO.txt`.
+    #[arg(long)]
+    labels: PathBuf,
+    /// Split file (`cross-subject.txt` or `cross-view.txt`).
+    #[arg(long)]
+    split: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Info => {
             sfhead::gpu::hello();
-            Ok(())
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prepare { dataset } => {
+            let progress = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template("{spinner} {pos} files {wide_bar} {elapsed}")
+                    .expect("a valid template"),
+            );
+            let outcome = match dataset {
+                PrepareDataset::Ucla(a) => prepare_ucla(&a.raw, &a.out, &progress)?,
+                PrepareDataset::Pku(a) => {
+                    let paths = PkuPaths {
+                        raw: a.raw,
+                        labels: a.labels,
+                        split: a.split,
+                        out: a.out,
+                    };
+                    prepare_pku(&paths, &progress)?
+                }
+            };
+            progress.finish_and_clear();
+            Ok(report(&outcome))
         }
     }
+}
+
+/// Lists what was written and every failure; the exit status is non-zero if anything failed.
+fn report(outcome: &Outcome) -> ExitCode {
+    for path in &outcome.written {
+        println!("wrote {}", path.display());
+    }
+    if outcome.failures.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("{} input file(s) failed:", outcome.failures.len());
+    for failure in &outcome.failures {
+        eprintln!("  {failure}");
+    }
+    ExitCode::FAILURE
 }

@@ -8,6 +8,8 @@ pub mod batch;
 mod error;
 pub mod feed;
 mod memory;
+pub mod pku;
+pub mod prepare;
 mod sequence;
 pub mod ucla;
 
