@@ -8,9 +8,11 @@ pub mod batch;
 mod error;
 pub mod feed;
 mod memory;
+pub mod other;
 pub mod pku;
 pub mod prepare;
 mod sequence;
+mod text;
 pub mod ucla;
 
 pub use atomic::write_atomic;

@@ -1,5 +1,5 @@
 use super::CLASSES;
-use super::text::numbered_lines;
+use crate::data::text::numbered_lines;
 use crate::data::{DataError, Place};
 use std::path::Path;
 

@@ -5,7 +5,6 @@ mod instances;
 mod labels;
 mod skeleton;
 mod split;
-mod text;
 
 pub use instances::{Cut, Instance, cut_instances, translate};
 pub use labels::{LabelRow, parse_labels};

@@ -1,5 +1,5 @@
-use super::text::numbered_lines;
 use super::{JOINTS, PERSONS};
+use crate::data::text::numbered_lines;
 use crate::data::{DataError, Place, Sequence};
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-use super::text::numbered_lines;
+use crate::data::text::numbered_lines;
 use crate::data::{DataError, Place};
 use std::path::Path;
 

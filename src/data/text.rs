@@ -3,7 +3,7 @@ use std::path::Path;
 
 /// The lines of a text file with their 1-based numbers, `\r\n` or `\n` endings, trailing blank
 /// lines dropped. A line that is not UTF-8 is an error naming it.
-pub fn numbered_lines<'a>(
+pub(crate) fn numbered_lines<'a>(
     path: &'a Path,
     bytes: &'a [u8],
 ) -> impl Iterator<Item = Result<(usize, &'a str), DataError>> + 'a {
