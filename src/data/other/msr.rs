@@ -2,7 +2,8 @@ use crate::data::text::numbered_lines;
 use crate::data::{DataError, Place, Sequence};
 use std::path::Path;
 
-/// The Kinect v1 SDK tracks at most this many skeletons with joints.
+/// Kinect v1 skeletons have 20 joints; the SDK tracks at most 4 skeletons with joints.
+const JOINTS: usize = 20;
 const MAX_SKELETONS: usize = 4;
 
 /// An MSR Daily Activity 3D (or MSR Action3D `*_skeleton.txt`) sequence.
@@ -54,6 +55,13 @@ pub fn parse_msr(path: &Path, bytes: &[u8]) -> Result<MsrClip, DataError> {
             })
     };
     let (frames, joints) = (count(frames, "frames")?, count(joints, "joints")?);
+    if joints != JOINTS {
+        return Err(DataError::new(
+            path,
+            Place::Line(number),
+            format!("expected {JOINTS} joints (Kinect v1), the header says {joints}"),
+        ));
+    }
     let mut per_frame: Vec<Vec<f32>> = Vec::with_capacity(frames);
     for frame in 0..frames {
         let (row_line, rows) = next_line(&format!("frame {frame}"))?;
@@ -163,16 +171,16 @@ mod tests {
 
     const PATH: &str = "a07_s02_e01_skeleton.txt";
 
-    /// `frames` frames of 2 joints, one skeleton each; joint v of frame t at (t, v, 1).
+    /// One skeleton per frame; joint v of frame t at (t, v, 1).
+    fn frame(t: usize) -> String {
+        let rows: String = (0..20)
+            .map(|v| format!("{t} {v} 1 1\n0.5 0.5 1800 0\n"))
+            .collect();
+        format!("40\n{rows}")
+    }
+
     fn file(frames: usize) -> String {
-        let mut text = format!("{frames} 2\n");
-        for t in 0..frames {
-            text += "4\n";
-            for v in 0..2 {
-                text += &format!("{t} {v} 1 1\n0.5 0.5 1800 0\n");
-            }
-        }
-        text
+        format!("{frames} 20\n") + &(0..frames).map(frame).collect::<String>()
     }
 
     fn parse(text: &str) -> Result<MsrClip, DataError> {
@@ -184,18 +192,23 @@ mod tests {
         let clip = parse(&file(3)).unwrap();
         assert_eq!((clip.name.as_str(), clip.label), ("a07_s02_e01", 6));
         let s = &clip.skeleton;
-        assert_eq!((s.frames, s.persons, s.joints), (3, 1, 2));
-        assert_eq!(s.frame(2), &[2.0, 0.0, 1.0, 2.0, 1.0, 1.0]);
+        assert_eq!((s.frames, s.persons, s.joints), (3, 1, 20));
+        assert_eq!(&s.frame(2)[..6], &[2.0, 0.0, 1.0, 2.0, 1.0, 1.0]);
+        assert_eq!(&s.frame(1)[57..], &[1.0, 19.0, 1.0]);
     }
 
     #[test]
     fn frames_without_a_skeleton_are_zero_and_two_skeletons_widen_the_clip() {
-        let text = "3 1\n0\n4\n1 2 3 1\n0 0 0 0\n4 5 6 1\n0 0 0 0\n2\n7 8 9 1\n0 0 0 0\n";
-        let s = parse(text).unwrap().skeleton;
+        let second: String = (0..20).map(|v| format!("-1 {v} 1 1\n0 0 0 0\n")).collect();
+        let two = frame(1).replacen("40\n", "80\n", 1) + &second;
+        let text = format!("3 20\n0\n{two}{}", frame(2));
+        let s = parse(&text).unwrap().skeleton;
         assert_eq!((s.frames, s.persons), (3, 2));
-        assert_eq!(s.frame(0), &[0.0; 6]);
-        assert_eq!(s.frame(1), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        assert_eq!(s.frame(2), &[7.0, 8.0, 9.0, 0.0, 0.0, 0.0]);
+        assert!(s.frame(0).iter().all(|&x| x == 0.0));
+        assert_eq!(&s.frame(1)[..3], &[1.0, 0.0, 1.0]);
+        assert_eq!(&s.frame(1)[60..63], &[-1.0, 0.0, 1.0], "second skeleton");
+        assert_eq!(&s.frame(2)[..3], &[2.0, 0.0, 1.0]);
+        assert!(s.frame(2)[60..].iter().all(|&x| x == 0.0));
     }
 
     #[test]
@@ -204,22 +217,22 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         let e = parse(&lines[..lines.len() - 2].join("\n")).unwrap_err();
         assert_eq!(e.place, Place::File);
-        assert!(e.message.contains("before row 2 of frame 2"), "{e}");
+        assert!(e.message.contains("before row 38 of frame 2"), "{e}");
         let e = parse(&text[..text.len() - 20]).unwrap_err();
         assert_eq!(
             e.place,
             Place::Frame {
                 frame: 2,
-                line: Some(15)
+                line: Some(123)
             },
             "a cut row"
         );
-        let e = parse(&text.replace("\n4\n1 0 1 1", "\n5\n1 0 1 1")).unwrap_err();
+        let e = parse(&text.replace("\n40\n1 0 1 1", "\n41\n1 0 1 1")).unwrap_err();
         assert_eq!(
             e.place,
             Place::Frame {
                 frame: 1,
-                line: Some(7)
+                line: Some(43)
             }
         );
         let e = parse(&text.replace("1 1 1 1", "1 x 1 1")).unwrap_err();
@@ -227,7 +240,7 @@ mod tests {
             e.place,
             Place::Frame {
                 frame: 1,
-                line: Some(10)
+                line: Some(46)
             }
         );
         let e = parse(&text.replace("1 1 1 1", "1 1 1")).unwrap_err();
@@ -235,10 +248,12 @@ mod tests {
         let e = parse(&text.replace("1 1 1 1", "1 inf 1 1")).unwrap_err();
         assert!(e.message.contains("finite"), "{e}");
         let e = parse(&(text.clone() + "4\n")).unwrap_err();
-        assert_eq!(e.place, Place::Line(17));
+        assert_eq!(e.place, Place::Line(125));
         assert_eq!(parse("").unwrap_err().place, Place::File);
         assert_eq!(parse("3\n").unwrap_err().place, Place::Line(1));
         assert_eq!(parse("0 20\n").unwrap_err().place, Place::Line(1));
+        let e = parse("100000 100000\n0\n").unwrap_err();
+        assert!(e.message.contains("expected 20 joints"), "{e}");
         let e = parse_msr(Path::new("a03_s01_skeleton.txt"), text.as_bytes()).unwrap_err();
         assert!(e.message.contains("does not match"), "{e}");
     }
