@@ -64,20 +64,26 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Prepare { dataset } => {
-            let progress = ProgressBar::new(0).with_style(
-                ProgressStyle::with_template("{spinner} {pos} files {wide_bar} {elapsed}")
-                    .expect("a valid template"),
-            );
-            let outcome = match dataset {
-                PrepareDataset::Ucla(a) => prepare_ucla(&a.raw, &a.out, &progress)?,
+            let progress = |template: &str| {
+                ProgressBar::no_length()
+                    .with_style(ProgressStyle::with_template(template).expect("a valid template"))
+            };
+            let (outcome, progress) = match dataset {
+                PrepareDataset::Ucla(a) => {
+                    let progress = progress("{spinner} {pos} clips read {elapsed}");
+                    (prepare_ucla(&a.raw, &a.out, &progress)?, progress)
+                }
                 PrepareDataset::Pku(a) => {
+                    // Each video is read twice: counting, then writing.
+                    let progress =
+                        progress("{spinner} {pos}/{len} video passes {wide_bar} {elapsed}");
                     let paths = PkuPaths {
                         raw: a.raw,
                         labels: a.labels,
                         split: a.split,
                         out: a.out,
                     };
-                    prepare_pku(&paths, &progress)?
+                    (prepare_pku(&paths, &progress)?, progress)
                 }
             };
             progress.finish_and_clear();

@@ -101,7 +101,7 @@ fn ucla_lists_every_bad_clip_and_exits_non_zero() {
         "{stderr}"
     );
     // The good clips are still listed.
-    assert_eq!(text(&out.join("train.tsv")).lines().count(), 1 + 3);
+    assert_eq!(text(&out.join("train.tsv")).lines().count(), 1 + 4);
     assert_eq!(text(&out.join("test.tsv")).lines().count(), 1 + 4);
 }
 

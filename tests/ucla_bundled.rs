@@ -133,7 +133,12 @@ fn a_directory_reads_like_the_archive() {
     let s = UclaSplits::open(Some(&dir)).unwrap();
     assert_eq!(
         s.train.names(),
-        ["a01_s01_e00_v01", "a01_s01_e00_v02", "a02_s09_e04_v02"]
+        [
+            "a01_s01_e00_v01",
+            "a01_s01_e00_v02",
+            "a02_s09_e04_v02",
+            "a04_s01_e00_v01"
+        ]
     );
     // val_label order, not name order.
     let full = splits();
@@ -151,5 +156,5 @@ fn a_directory_reads_like_the_archive() {
             .unwrap(),
     );
     assert_eq!(a, b);
-    assert_eq!(read_clips(&dir, || {}).unwrap().len(), 7);
+    assert_eq!(read_clips(&dir, || {}).unwrap().len(), 8);
 }
