@@ -3,15 +3,20 @@
 
 pub mod add;
 pub mod batch_norm;
+pub mod concat;
 pub mod conv1x1;
 pub mod cross_entropy;
 pub mod gemm;
 pub mod linear;
 pub mod matmul;
 pub mod mul;
+pub mod permute;
 pub mod reduce;
 pub mod relu;
 pub mod sgd;
+pub mod temporal_conv;
+pub mod temporal_max_pool;
+pub mod temporal_subsample;
 
 use crate::engine::{Arg, TensorId};
 use crate::gpu::grid_1d;

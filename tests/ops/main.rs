@@ -6,8 +6,10 @@ mod batch_norm;
 mod elementwise;
 mod gemm;
 mod large;
+mod layout;
 mod loss_and_optim;
 mod reduce;
+mod temporal;
 
 /// A fixed, seed-free input for snapshots: smooth values in about [−1, 1].
 pub fn fixed(n: usize, phase: f32) -> Vec<f32> {
