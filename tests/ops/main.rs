@@ -8,6 +8,7 @@ mod gemm;
 mod large;
 mod layout;
 mod loss_and_optim;
+mod ms_tcn;
 mod reduce;
 mod temporal;
 
