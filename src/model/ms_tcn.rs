@@ -69,6 +69,7 @@ impl Entrance {
     }
 }
 
+/// One MS-TCN branch; the doc of each variant gives its layers and their state-dict slots.
 #[derive(Debug, Clone, Copy)]
 pub enum Branch {
     /// Entrance → temporal conv (k 5, `dilation`, stride s) → BN (`.3.conv`, `.3.bn`).
