@@ -2,6 +2,7 @@
 //! forward graph from a config and owns its parameter names and initialisation.
 
 pub mod init;
+pub mod ms_tcn;
 pub mod tiny;
 pub mod topology;
 pub mod unit_gcn;

@@ -4,18 +4,23 @@
 pub mod add;
 pub mod aggregate;
 pub mod batch_norm;
+pub mod concat;
 pub mod conv1x1;
 pub mod cross_entropy;
 pub mod gemm;
 pub mod linear;
 pub mod matmul;
 pub mod mul;
+pub mod permute;
 pub mod reduce;
 pub mod refine;
 pub mod relu;
 pub mod reshape;
 pub mod sgd;
 pub mod tanh_diff;
+pub mod temporal_conv;
+pub mod temporal_max_pool;
+pub mod temporal_subsample;
 
 use crate::engine::{Arg, TensorId};
 use crate::gpu::grid_1d;

@@ -7,8 +7,11 @@ mod ctrgc;
 mod elementwise;
 mod gemm;
 mod large;
+mod layout;
 mod loss_and_optim;
+mod ms_tcn;
 mod reduce;
+mod temporal;
 mod unit_gcn;
 
 /// A fixed, seed-free input for snapshots: smooth values in about [−1, 1].

@@ -1,0 +1,200 @@
+//! CTR-GCN's temporal modules, composed from ops with PyTorch's parameter names and
+//! initialisation: the multi-scale temporal convolution (`MultiScale_TemporalConv`, no internal
+//! residual) and `unit_tcn` as the strided blocks' residual (1×1 conv with stride (s, 1) + BN).
+//!
+//! The MS-TCN has four branches of width C_out/4, concatenated on the channel axis in order:
+//! b0 and b1: 1×1 conv → BN → ReLU → temporal conv (k 5, dilation 1 / 2, stride s) → BN;
+//! b2: 1×1 conv → BN → ReLU → max-pool (3, 1) with stride s → BN; b3: 1×1 conv with stride s → BN.
+//! Each maps T frames to ⌊(T − 1)/s⌋ + 1.
+
+use super::init::Init;
+use crate::engine::{Graph, TensorId};
+use crate::ops::batch_norm::{BatchNorm, Mode};
+use crate::ops::concat::concat;
+use crate::ops::conv1x1::conv1x1;
+use crate::ops::relu::relu;
+use crate::ops::temporal_conv::temporal_conv;
+use crate::ops::temporal_max_pool::temporal_max_pool;
+use crate::ops::temporal_subsample::conv1x1_strided;
+
+/// Taps of the temporal convolutions.
+pub const KERNEL: usize = 5;
+/// Dilations of branches 0 and 1.
+pub const DILATIONS: [usize; 2] = [1, 2];
+/// Branches of an MS-TCN: one per dilation, the max-pool and the 1×1 one.
+pub const BRANCHES: usize = DILATIONS.len() + 2;
+
+/// A convolution's weight (PyTorch's (C_out, C_in, kh, kw)) and bias.
+#[derive(Debug, Clone, Copy)]
+pub struct Conv {
+    pub weight: TensorId,
+    pub bias: TensorId,
+}
+
+impl Conv {
+    /// `{prefix}.weight` with kaiming_normal (fan_out) and `{prefix}.bias` = 0.
+    fn new(g: &mut Graph, prefix: &str, shape: [usize; 4], init: &mut Init) -> Self {
+        let weight = init.kaiming_normal_fan_out(&shape);
+        Self {
+            weight: g.parameter(&format!("{prefix}.weight"), &shape, weight),
+            bias: g.parameter(&format!("{prefix}.bias"), &[shape[0]], vec![0.0; shape[0]]),
+        }
+    }
+}
+
+/// An MS-TCN BatchNorm: γ ~ N(1, 0.02), β = 0.
+fn branch_bn(g: &mut Graph, prefix: &str, channels: usize, init: &mut Init) -> BatchNorm {
+    BatchNorm::with_weight(g, prefix, init.normal(channels, 1.0, 0.02))
+}
+
+/// 1×1 conv → BN → ReLU, the entrance of branches 0 to 2.
+#[derive(Debug, Clone, Copy)]
+pub struct Entrance {
+    pub conv: Conv,
+    pub bn: BatchNorm,
+}
+
+impl Entrance {
+    fn new(g: &mut Graph, prefix: &str, (cin, cb): (usize, usize), init: &mut Init) -> Self {
+        Self {
+            conv: Conv::new(g, &format!("{prefix}.0"), [cb, cin, 1, 1], init),
+            bn: branch_bn(g, &format!("{prefix}.1"), cb, init),
+        }
+    }
+
+    fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        let h = conv1x1(g, x, self.conv.weight, Some(self.conv.bias));
+        let h = self.bn.apply(g, h, mode);
+        relu(g, h)
+    }
+}
+
+/// One MS-TCN branch; the doc of each variant gives its layers and their state-dict slots.
+#[derive(Debug, Clone, Copy)]
+pub enum Branch {
+    /// Entrance → temporal conv (k 5, `dilation`, stride s) → BN (`.3.conv`, `.3.bn`).
+    Temporal {
+        entrance: Entrance,
+        conv: Conv,
+        dilation: usize,
+        bn: BatchNorm,
+    },
+    /// Entrance → max-pool (3, 1) with stride s → BN (`.4`).
+    Pool { entrance: Entrance, bn: BatchNorm },
+    /// 1×1 conv with stride s (`.0`) → BN (`.1`).
+    Pointwise { conv: Conv, bn: BatchNorm },
+}
+
+/// `MultiScale_TemporalConv(C_in, C_out, kernel_size=5, stride=s, dilations=[1, 2],
+/// residual=False)`.
+#[derive(Debug, Clone)]
+pub struct MsTcn {
+    pub branches: [Branch; BRANCHES],
+    pub stride: usize,
+}
+
+impl MsTcn {
+    /// Declares the parameters under `{prefix}.branches.{b}.…` in state-dict order, initialised
+    /// from `init`: convs kaiming_normal (fan_out) with zero bias, BNs γ ~ N(1, 0.02), β = 0.
+    pub fn new(
+        g: &mut Graph,
+        prefix: &str,
+        (cin, cout): (usize, usize),
+        stride: usize,
+        init: &mut Init,
+    ) -> Self {
+        assert!(
+            cout % BRANCHES == 0,
+            "MS-TCN output channels {cout} must split into {BRANCHES} branches"
+        );
+        let cb = cout / BRANCHES;
+        let branch = |b: usize| format!("{prefix}.branches.{b}");
+        let temporal = |g: &mut Graph, b: usize, init: &mut Init| {
+            let entrance = Entrance::new(g, &branch(b), (cin, cb), init);
+            let conv_prefix = format!("{}.3.conv", branch(b));
+            Branch::Temporal {
+                entrance,
+                conv: Conv::new(g, &conv_prefix, [cb, cb, KERNEL, 1], init),
+                dilation: DILATIONS[b],
+                bn: branch_bn(g, &format!("{}.3.bn", branch(b)), cb, init),
+            }
+        };
+        let b0 = temporal(g, 0, init);
+        let b1 = temporal(g, 1, init);
+        let b2 = Branch::Pool {
+            entrance: Entrance::new(g, &branch(2), (cin, cb), init),
+            bn: branch_bn(g, &format!("{}.4", branch(2)), cb, init),
+        };
+        let b3 = Branch::Pointwise {
+            conv: Conv::new(g, &format!("{}.0", branch(3)), [cb, cin, 1, 1], init),
+            bn: branch_bn(g, &format!("{}.1", branch(3)), cb, init),
+        };
+        Self {
+            branches: [b0, b1, b2, b3],
+            stride,
+        }
+    }
+
+    /// (B, C_in, T, V) → (B, C_out, ⌊(T − 1)/s⌋ + 1, V).
+    pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        let s = self.stride;
+        let outs: Vec<TensorId> = self
+            .branches
+            .iter()
+            .map(|branch| match *branch {
+                Branch::Temporal {
+                    entrance,
+                    conv,
+                    dilation,
+                    bn,
+                } => {
+                    let h = entrance.forward(g, x, mode);
+                    let h = temporal_conv(g, h, conv.weight, Some(conv.bias), dilation, s);
+                    bn.apply(g, h, mode)
+                }
+                Branch::Pool { entrance, bn } => {
+                    let h = entrance.forward(g, x, mode);
+                    let h = temporal_max_pool(g, h, s);
+                    bn.apply(g, h, mode)
+                }
+                Branch::Pointwise { conv, bn } => {
+                    let h = conv1x1_strided(g, x, conv.weight, Some(conv.bias), s);
+                    bn.apply(g, h, mode)
+                }
+            })
+            .collect();
+        concat(g, &outs)
+    }
+}
+
+/// `unit_tcn(C_in, C_out, kernel_size=1, stride=s)`: the residual of blocks whose TCN strides or
+/// widens, a 1×1 conv with stride (s, 1) (`{prefix}.conv`) and a BN (`{prefix}.bn`).
+#[derive(Debug, Clone, Copy)]
+pub struct UnitTcn {
+    pub conv: Conv,
+    pub bn: BatchNorm,
+    pub stride: usize,
+}
+
+impl UnitTcn {
+    /// The conv is kaiming_normal (fan_out) with zero bias; the BN starts at γ = 1, β = 0.
+    pub fn new(
+        g: &mut Graph,
+        prefix: &str,
+        (cin, cout): (usize, usize),
+        stride: usize,
+        init: &mut Init,
+    ) -> Self {
+        Self {
+            conv: Conv::new(g, &format!("{prefix}.conv"), [cout, cin, 1, 1], init),
+            bn: BatchNorm::new(g, &format!("{prefix}.bn"), cout),
+            stride,
+        }
+    }
+
+    /// (B, C_in, T, V) → (B, C_out, ⌊(T − 1)/s⌋ + 1, V).
+    pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        let h = conv1x1_strided(g, x, self.conv.weight, Some(self.conv.bias), self.stride);
+        self.bn.apply(g, h, mode)
+    }
+}
