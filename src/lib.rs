@@ -1,5 +1,6 @@
 //! sfhead: a training engine for skeleton-based action recognition on any GPU through wgpu.
 
+pub mod atomic;
 pub mod bench;
 pub mod data;
 pub mod engine;

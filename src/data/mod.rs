@@ -3,7 +3,6 @@
 //! Nothing here touches the GPU. Every reader reports bad input as a [`DataError`] that names the
 //! file and the place (line, frame, key) where it went wrong.
 
-mod atomic;
 pub mod batch;
 mod error;
 pub mod feed;
@@ -19,7 +18,6 @@ mod sequence;
 mod text;
 pub mod ucla;
 
-pub use atomic::write_atomic;
 pub use error::{DataError, Place};
 pub use memory::InMemoryClips;
 pub use packed::{PackedClips, PackedMeta, PackedWriter, Part};

@@ -28,8 +28,9 @@
 //!
 //! The index starts at an 8-byte boundary and ends the file.
 
-use super::io::{AtomicFile, Bytes, f32_from_le, f32_le_bytes};
+use super::io::{Bytes, f32_from_le, f32_le_bytes};
 use super::{ClipSet, DataError, Place, Sequence};
+use crate::atomic::AtomicFile;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};

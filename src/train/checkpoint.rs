@@ -5,8 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use std::io::Write;
+
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use crate::atomic::write_atomic;
 use crate::engine::{Store, StoreError};
 use crate::gpu::Gpu;
 
@@ -66,22 +69,9 @@ pub fn save(
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    write_atomically(path, &bytes)
-}
-
-/// Writes `bytes` to a temporary sibling of `path`, then renames it over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
+    write_atomic(path, |file| file.write_all(&bytes)).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
     })
 }
 

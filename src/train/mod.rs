@@ -3,5 +3,5 @@
 mod checkpoint;
 mod step;
 
-pub use checkpoint::{CheckpointError, Loaded, load, save, write_atomically};
+pub use checkpoint::{CheckpointError, Loaded, load, save};
 pub use step::{TrainError, TrainStep};

@@ -10,7 +10,8 @@
 //! not all zero and takes that many leading frames.
 
 use super::stage3::{FRAME_WIDTH, PERSONS};
-use crate::data::io::{AtomicFile, f32_from_le, f32_le_bytes};
+use crate::atomic::AtomicFile;
+use crate::data::io::{f32_from_le, f32_le_bytes};
 use crate::data::npz::{NpzArchive, NpzArray};
 use crate::data::{ClipSet, DataError, Part, Place, Sequence};
 use npyz::{DType, TypeStr, WriteOptions, WriterBuilder};

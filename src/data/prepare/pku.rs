@@ -1,7 +1,8 @@
 use super::npz::{Element, NpzWriter, write_f32, write_f64};
 use super::{Outcome, io_error};
+use crate::atomic::write_atomic;
 use crate::data::pku::{CLASSES, Cut, cut_instances, parse_labels, parse_skeleton, parse_split};
-use crate::data::{DataError, Place, write_atomic};
+use crate::data::{DataError, Place};
 use indicatif::ProgressBar;
 use std::collections::HashSet;
 use std::io::Write;

@@ -1,6 +1,7 @@
 use super::{Outcome, io_error};
+use crate::atomic::write_atomic;
 use crate::data::ucla::{CLASSES, UclaSplits, read_clips};
-use crate::data::{ClipSet, DataError, InMemoryClips, write_atomic};
+use crate::data::{ClipSet, DataError, InMemoryClips};
 use indicatif::ProgressBar;
 use std::io::Write;
 use std::path::Path;
