@@ -4,4 +4,4 @@ mod checkpoint;
 mod step;
 
 pub use checkpoint::{CheckpointError, Loaded, load, save};
-pub use step::{TrainError, TrainStep};
+pub use step::{StepOptions, TrainError, TrainStep};

@@ -19,25 +19,51 @@ pub enum TrainError {
     Compile(#[from] CompileError),
 }
 
-/// One compiled training step: forward, cross-entropy, backward and the SGD update of every
-/// parameter, recorded once and submitted once per call.
+/// What a [`TrainStep`] does besides forward, loss and backward.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOptions {
+    /// The update applied after the backward; `None` leaves the parameters as they are.
+    pub sgd: Option<SgdConfig>,
+    /// Keep the logits and every parameter gradient readable after a step.
+    pub keep_gradients: bool,
+}
+
+/// One compiled training step: forward, cross-entropy, backward and (optionally) the SGD update
+/// of every parameter, recorded once and submitted once per call.
 pub struct TrainStep {
     exe: Executor,
     x: TensorId,
     labels: TensorId,
     lr: TensorId,
     loss: TensorId,
+    logits: TensorId,
+    gradients: Vec<(String, TensorId)>,
     classes: usize,
 }
 
 impl TrainStep {
-    /// Builds the step for batches of shape `x_shape`. `forward` maps the input to (N, classes)
-    /// logits and declares the parameters; they live in `store`.
+    /// A step that updates the parameters with `sgd_config`, keeping only the loss.
     pub fn new(
         gpu: &Arc<Gpu>,
         store: &mut Store,
         x_shape: &[usize],
         sgd_config: SgdConfig,
+        forward: impl FnOnce(&mut Graph, TensorId) -> TensorId,
+    ) -> Result<Self, TrainError> {
+        let options = StepOptions {
+            sgd: Some(sgd_config),
+            keep_gradients: false,
+        };
+        Self::build(gpu, store, x_shape, options, forward)
+    }
+
+    /// Builds the step for batches of shape `x_shape`. `forward` maps the input to (N, classes)
+    /// logits and declares the parameters; they live in `store`.
+    pub fn build(
+        gpu: &Arc<Gpu>,
+        store: &mut Store,
+        x_shape: &[usize],
+        options: StepOptions,
         forward: impl FnOnce(&mut Graph, TensorId) -> TensorId,
     ) -> Result<Self, TrainError> {
         let mut g = Graph::new();
@@ -49,15 +75,33 @@ impl TrainStep {
         let params = g.parameters();
         let grads = g.backward(loss, &params)?;
         let lr = g.input("lr", &[1]);
-        let pairs: Vec<_> = params.into_iter().zip(grads).collect();
-        sgd(&mut g, &pairs, lr, sgd_config);
-        let exe = Executor::compile(gpu, &g, store, &[loss])?;
+        let gradients: Vec<(String, TensorId)> = params
+            .iter()
+            .zip(&grads)
+            .map(|(&p, &gr)| (g.tensor(p).name.clone(), gr))
+            .collect();
+        if let Some(config) = options.sgd {
+            let pairs: Vec<_> = params.into_iter().zip(grads).collect();
+            sgd(&mut g, &pairs, lr, config);
+        }
+        let mut keep = vec![loss];
+        if options.keep_gradients {
+            keep.push(logits);
+            keep.extend(gradients.iter().map(|(_, t)| *t));
+        }
+        let exe = Executor::compile(gpu, &g, store, &keep)?;
         Ok(Self {
             exe,
             x,
             labels,
             lr,
             loss,
+            logits,
+            gradients: if options.keep_gradients {
+                gradients
+            } else {
+                Vec::new()
+            },
             classes,
         })
     }
@@ -80,6 +124,20 @@ impl TrainStep {
         self.exe.write(self.lr, &[lr])?;
         self.exe.run();
         Ok(self.exe.read(self.loss)?[0])
+    }
+
+    /// The logits of the last step (only with `keep_gradients`).
+    pub fn logits(&self) -> Result<Vec<f32>, TrainError> {
+        Ok(self.exe.read(self.logits)?)
+    }
+
+    /// Every parameter's gradient of the last step, by parameter name in declaration order
+    /// (empty without `keep_gradients`).
+    pub fn gradients(&self) -> Result<Vec<(String, Vec<f32>)>, TrainError> {
+        self.gradients
+            .iter()
+            .map(|(name, t)| Ok((name.clone(), self.exe.read(*t)?)))
+            .collect()
     }
 
     pub fn memory(&self) -> &MemoryReport {

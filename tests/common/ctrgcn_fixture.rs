@@ -9,7 +9,7 @@ use sfhead::data::{DataError, Place};
 
 use super::state_dict_listing::Entry;
 
-pub const FORMAT: &str = "sfhead-ctrgcn-fixture-1";
+pub const FORMAT: &str = "sfhead-ctrgcn-fixture-2";
 
 /// A decoded tensor: row-major f32 values and their shape (empty for a scalar).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +61,11 @@ pub struct Fixture {
     pub batches_tracked_after: Named<i64>,
     /// Parameters after one SGD step.
     pub updated: Named<Tensor>,
+    /// The change of each parameter in that step (updated − weight, before rounding to f32).
+    pub steps: Named<Tensor>,
+    /// ‖g₃₂ − g‖₂ / ‖g‖₂ of PyTorch's own float32 gradient of each parameter against the
+    /// float64 reference.
+    pub pytorch_f32_error: Named<f32>,
 }
 
 impl Fixture {
@@ -106,7 +111,12 @@ impl Fixture {
             running_after: Named::default(),
             batches_tracked_after: Named::default(),
             updated: Named::default(),
+            steps: Named::default(),
+            pytorch_f32_error: Named::default(),
         };
+        let parameters = listing.iter().filter(|e| e.is_parameter()).count();
+        let f32_error = file.f32("f32_error", Some(&[parameters]))?.data;
+        let mut f32_error = f32_error.into_iter();
         for e in listing {
             let key = e.key.clone();
             if e.key.ends_with("num_batches_tracked") {
@@ -129,8 +139,17 @@ impl Fixture {
                         .map(|(w, d)| w + d)
                         .collect(),
                 };
+                let error = f32_error.next().expect("one error per parameter");
                 fixture.grads.entries.push((key.clone(), grad));
                 fixture.updated.entries.push((key.clone(), updated));
+                fixture.steps.entries.push((
+                    key.clone(),
+                    Tensor {
+                        shape: e.shape.clone(),
+                        data: update,
+                    },
+                ));
+                fixture.pytorch_f32_error.entries.push((key.clone(), error));
             } else {
                 let after = file.f32(&format!("after.{key}"), Some(&e.shape))?;
                 fixture.running_after.entries.push((key.clone(), after));
@@ -143,7 +162,7 @@ impl Fixture {
 
 /// Every key a fixture for this listing holds.
 fn expected_keys(listing: &[Entry]) -> BTreeSet<String> {
-    let mut keys: BTreeSet<String> = ["x", "y", "adjacency", "logits", "loss"]
+    let mut keys: BTreeSet<String> = ["x", "y", "adjacency", "logits", "loss", "f32_error"]
         .map(String::from)
         .into();
     for e in listing {
@@ -292,4 +311,14 @@ impl<'a> Reader<'a> {
     fn fault(&self, key: &str, message: String) -> DataError {
         DataError::new(&self.path, Place::Key(key.into()), message)
     }
+}
+
+/// A conv bias followed directly by a training-mode BN: the BN removes it, so its exact gradient
+/// is zero and PyTorch's is rounding noise.
+pub fn cancelled_by_batch_norm(key: &str) -> bool {
+    let tcn_entry = key.contains(".tcn1.branches.") && key.ends_with(".0.bias");
+    tcn_entry
+        || key.ends_with(".3.conv.bias")
+        || key.ends_with("residual.conv.bias")
+        || key.ends_with("gcn1.down.0.bias")
 }

@@ -9,6 +9,7 @@ described in tests/fixtures/README.md.
     python tests/reference/make_fixture.py
 """
 
+import copy
 import math
 
 import numpy as np
@@ -22,7 +23,7 @@ from fixture_io import write_safetensors
 REPO = ctrgcn.REPO
 CLIPS = REPO / "tests" / "fixtures" / "ntu60_clips.safetensors"
 FIXTURE = REPO / "tests" / "fixtures" / "ctrgcn_ntu60.safetensors"
-FORMAT = "sfhead-ctrgcn-fixture-1"
+FORMAT = "sfhead-ctrgcn-fixture-2"
 MAX_BYTES = 10_000_000
 
 SEED = 1
@@ -63,8 +64,9 @@ def load_batch():
     with safetensors.safe_open(CLIPS, "np") as f:
         names = f.metadata()["order"].split(",")
     xs, valids = zip(*(test_transform(clips[name]) for name in names))
+    x = np.stack(xs)
     labels = [int(name[name.index("A") + 1 :]) - 1 for name in names]
-    return names, np.stack(xs), np.array(labels, dtype=np.int64), list(valids)
+    return names, x, np.array(labels, dtype=np.int64), list(valids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,6 +159,22 @@ def delta_to_f16(before, after):
 # ---------------------------------------------------------------------------------------------
 
 
+def training_step(model, x, y):
+    """Training-mode forward, batch-mean cross-entropy and backward: logits, loss, gradients."""
+    model.train()
+    logits = model(x)
+    loss = F.cross_entropy(logits, torch.from_numpy(y))
+    loss.backward()
+    grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()}
+    return logits.detach(), loss.item(), grads
+
+
+def relative_error(got, want):
+    """‖got − want‖₂ / ‖want‖₂ in float64."""
+    got, want = got.double(), want.double()
+    return ((got - want).norm() / want.norm().clamp_min(1e-300)).item()
+
+
 def main():
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
@@ -179,27 +197,36 @@ def main():
             assert (p.detach().numpy() != adjacency).any(), name
 
     names, x, y, valids = load_batch()
-    model.train()
-    logits = model(torch.from_numpy(x))
-    loss = F.cross_entropy(logits, torch.from_numpy(y))
-    loss.backward()
-    grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()}
+    # The reference is the same model in float64 on the same (float32-exact) weights and input.
+    # PyTorch's own float32 step is run too, to record how far float32 itself lands from it.
+    model64 = copy.deepcopy(model).double()
+    logits32, _, grads32 = training_step(model, torch.from_numpy(x), y)
+    logits, loss, grads = training_step(model64, torch.from_numpy(x).double(), y)
     for k, g in grads.items():
         assert torch.isfinite(g).all() and (g != 0).any(), f"gradient of {k} is not exercised"
-    after_forward = {k: v.detach().clone() for k, v in model.state_dict().items() if "running_" in k or "num_batches" in k}
+    f32_error = np.array(
+        [relative_error(grads32[k], grads[k]) for k in grads],
+        dtype=np.float32,
+    )
+    logits_error = relative_error(logits32, logits)
+    assert logits_error < 1e-5, f"float32 logits differ from float64 by {logits_error}"
+    after_forward = {
+        k: v.detach().clone() for k, v in model64.state_dict().items() if "running_" in k or "num_batches" in k
+    }
 
     optimiser = torch.optim.SGD(
-        model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY, foreach=False
+        model64.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY, foreach=False
     )
     optimiser.step()
-    updated = {k: p.detach().clone() for k, p in model.named_parameters()}
+    updated = {k: p.detach().clone() for k, p in model64.named_parameters()}
 
     tensors = {
         "x": x,
         "y": y,
         "adjacency": adjacency,
-        "logits": logits.detach().numpy(),
-        "loss": np.array(loss.item(), dtype=np.float32),
+        "logits": logits.detach().float().numpy(),
+        "loss": np.array(loss, dtype=np.float32),
+        "f32_error": f32_error,
     }
     for key, (q, scale) in weights.items():
         tensors[f"weight.{key}"] = q
@@ -207,9 +234,9 @@ def main():
     for key, count in tracked_before.items():
         tensors[f"weight.{key}"] = np.array(count, dtype=np.int64)
     for key, t in after_forward.items():
-        tensors[f"after.{key}"] = t.numpy()
+        tensors[f"after.{key}"] = t.numpy() if t.dtype == torch.int64 else t.float().numpy()
     for key, g in grads.items():
-        tensors[f"grad.{key}"] = f32_to_f24(g)
+        tensors[f"grad.{key}"] = f32_to_f24(g.float())
         h, scale = delta_to_f16(before[key], updated[key])
         tensors[f"update.{key}"] = h
         tensors[f"update_scale.{key}"] = np.array(scale, dtype=np.float32)
@@ -222,13 +249,15 @@ def main():
         "valid_frames": ",".join(map(str, valids)),
         "seed": str(SEED),
         "optimiser": f"SGD lr={LR} momentum={MOMENTUM} nesterov=true weight_decay={WEIGHT_DECAY}",
+        "reference": "float64",
         "torch_version": torch.__version__,
         "state_dict_keys": "\n".join(model.state_dict().keys()),
     }
     size = write_safetensors(FIXTURE, tensors, metadata, max_bytes=MAX_BYTES)
 
     print(f"samples {names}, labels {y.tolist()}, valid frames {valids}")
-    print(f"loss {loss.item():.6f}")
+    print(f"loss {loss:.6f}")
+    print(f"PyTorch float32 gradients vs float64: median {np.median(f32_error):.2e}, max {f32_error.max():.2e}")
     print(f"wrote {FIXTURE.relative_to(REPO)} ({size:,} bytes, {len(tensors)} tensors)")
 
 
