@@ -5,8 +5,8 @@
 // Entries:
 //   bn_finalize (workgroup 64, one channel each): rstd = 1/√(var + eps) from the batch mean and
 //       biased variance, and PyTorch's running update: running_mean ← (1−μ)·running_mean + μ·mean,
-//       running_var ← (1−μ)·running_var + μ·var·n/(n−1).
-//       Bindings: 1 mean, 2 var, 3 rstd, 4 running_mean, 5 running_var.
+//       running_var ← (1−μ)·running_var + μ·var·n/(n−1), and num_batches_tracked += 1.
+//       Bindings: 1 mean, 2 var, 3 rstd, 4 running_mean, 5 running_var, 6 num_batches_tracked.
 //   bn_normalize (workgroup 256, one element each): y = (x − mean[c])·rstd[c]·γ[c] + β[c].
 //       Bindings: 1 x, 2 mean, 3 rstd, 4 gamma, 5 beta, 6 y.
 //   bn_eval (workgroup 256): the same with the running statistics.
@@ -43,6 +43,7 @@ fn channel_of(i: u32) -> u32 {
 @group(0) @binding(3) var<storage, read_write> fin_rstd: array<f32>;
 @group(0) @binding(4) var<storage, read_write> fin_running_mean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> fin_running_var: array<f32>;
+@group(0) @binding(6) var<storage, read_write> fin_tracked: array<f32>;
 
 @compute @workgroup_size(64)
 fn bn_finalize(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -56,6 +57,9 @@ fn bn_finalize(@builtin(global_invocation_id) gid: vec3<u32>) {
     let keep = 1.0 - p.momentum;
     fin_running_mean[c] = keep * fin_running_mean[c] + p.momentum * fin_mean[c];
     fin_running_var[c] = keep * fin_running_var[c] + p.momentum * (var_b * n / (n - 1.0));
+    if c == 0u {
+        fin_tracked[0] += 1.0;
+    }
 }
 
 @group(0) @binding(1) var<storage, read> norm_x: array<f32>;

@@ -88,3 +88,29 @@ fn a_truncated_file_is_refused_with_its_path() {
     assert!(err.to_string().contains("t.safetensors"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn batch_norm_counters_are_pytorch_int64_scalars() {
+    let gpu = gpu();
+    let mut g = Graph::new();
+    sfhead::ops::batch_norm::BatchNorm::new(&mut g, "bn", 2);
+    let mut store = Store::new();
+    Executor::compile(&gpu, &g, &mut store, &[]).unwrap();
+    store.write(&gpu, "bn.num_batches_tracked", &[7.0]).unwrap();
+    let dir = temp_dir("counter");
+    let path = dir.join("bn.safetensors");
+    save(&gpu, &store, &path, &BTreeMap::new()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let counter = file.tensor("bn.num_batches_tracked").unwrap();
+    assert_eq!(counter.dtype(), safetensors::Dtype::I64);
+    assert!(counter.shape().is_empty());
+    assert_eq!(counter.data(), 7i64.to_le_bytes());
+    store.write(&gpu, "bn.num_batches_tracked", &[0.0]).unwrap();
+    load(&gpu, &store, &path).unwrap();
+    assert_eq!(
+        store.read(&gpu, "bn.num_batches_tracked").unwrap(),
+        vec![7.0]
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

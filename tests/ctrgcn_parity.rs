@@ -59,10 +59,10 @@ fn declared(dataset: Dataset) -> Vec<(String, Vec<usize>, Role)> {
 
 #[test]
 fn tensors_follow_the_state_dict_order_and_shapes() {
-    // The engine keeps no `num_batches_tracked` tensors; everything else matches one to one.
+    // PyTorch's scalar `num_batches_tracked` is a one-value tensor here.
     let expected: Vec<(String, Vec<usize>, bool)> = listing()
         .into_iter()
-        .filter(|e| !e.key.ends_with("num_batches_tracked") && !e.key.starts_with("sf_heads."))
+        .filter(|e| !e.key.starts_with("sf_heads."))
         .map(|e| {
             let parameter = e.is_parameter();
             (
@@ -118,6 +118,9 @@ fn one_training_step_matches_pytorch() {
     .unwrap();
     for (key, t) in &f.weights.entries {
         store.write(&gpu, key, &t.data).unwrap();
+    }
+    for (key, count) in &f.batches_tracked.entries {
+        store.write(&gpu, key, &[*count as f32]).unwrap();
     }
     let labels: Vec<u32> = f.y.iter().map(|&y| y as u32).collect();
     let loss = step.step(&f.x.data, &labels, 0.1).unwrap();

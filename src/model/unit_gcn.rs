@@ -123,6 +123,7 @@ impl Declare<'_> {
             bias: self.parameter(&format!("{key}.bias"), &[c], vec![0.0; c]),
             running_mean: self.state(&format!("{key}.running_mean"), &[c], vec![0.0; c]),
             running_var: self.state(&format!("{key}.running_var"), &[c], vec![1.0; c]),
+            num_batches_tracked: self.state(&format!("{key}.num_batches_tracked"), &[1], vec![0.0]),
             eps: DEFAULT_EPS,
             momentum: DEFAULT_MOMENTUM,
         }

@@ -23,20 +23,22 @@ pub enum Mode {
     Eval,
 }
 
-/// The four tensors of one BatchNorm layer and its constants.
+/// The tensors of one BatchNorm layer and its constants.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchNorm {
     pub weight: TensorId,
     pub bias: TensorId,
     pub running_mean: TensorId,
     pub running_var: TensorId,
+    /// Training forwards so far: PyTorch's int64 counter, kept as one f32 (exact below 2^24).
+    pub num_batches_tracked: TensorId,
     pub eps: f32,
     pub momentum: f32,
 }
 
 impl BatchNorm {
-    /// A layer named `{prefix}.weight`, `.bias`, `.running_mean`, `.running_var` with PyTorch's
-    /// initial values (γ = 1, β = 0, mean 0, variance 1).
+    /// A layer named `{prefix}.weight`, `.bias`, `.running_mean`, `.running_var`,
+    /// `.num_batches_tracked` with PyTorch's initial values (γ = 1, β = 0, mean 0, variance 1).
     pub fn new(g: &mut Graph, prefix: &str, channels: usize) -> Self {
         Self::with_weight(g, prefix, vec![1.0; channels])
     }
@@ -49,6 +51,7 @@ impl BatchNorm {
             bias: g.parameter(&format!("{prefix}.bias"), &[c], vec![0.0; c]),
             running_mean: g.state(&format!("{prefix}.running_mean"), &[c], vec![0.0; c]),
             running_var: g.state(&format!("{prefix}.running_var"), &[c], vec![1.0; c]),
+            num_batches_tracked: g.state(&format!("{prefix}.num_batches_tracked"), &[1], vec![0.0]),
             eps: DEFAULT_EPS,
             momentum: DEFAULT_MOMENTUM,
         }
@@ -62,13 +65,6 @@ impl BatchNorm {
         for t in [self.weight, self.bias, self.running_mean, self.running_var] {
             assert_eq!(g.shape(t), [c], "batch norm tensors must have {c} channels");
         }
-        let inputs = [
-            x,
-            self.weight,
-            self.bias,
-            self.running_mean,
-            self.running_var,
-        ];
         let y = g.activation("batch_norm", &shape);
         match mode {
             Mode::Train => {
@@ -82,9 +78,26 @@ impl BatchNorm {
                     eps: self.eps,
                     momentum: self.momentum,
                 };
+                let inputs = [
+                    x,
+                    self.weight,
+                    self.bias,
+                    self.running_mean,
+                    self.running_var,
+                    self.num_batches_tracked,
+                ];
                 g.push(op, &inputs, &[y, mean, rstd]);
             }
-            Mode::Eval => g.push(BatchNormEval { eps: self.eps }, &inputs, &[y]),
+            Mode::Eval => {
+                let inputs = [
+                    x,
+                    self.weight,
+                    self.bias,
+                    self.running_mean,
+                    self.running_var,
+                ];
+                g.push(BatchNormEval { eps: self.eps }, &inputs, &[y]);
+            }
         }
         y
     }
@@ -153,7 +166,8 @@ impl Op for BatchNormTrain {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let [x, gamma, beta, running_mean, running_var] = inputs.try_into().expect("5 inputs");
+        let [x, gamma, beta, running_mean, running_var, tracked] =
+            inputs.try_into().expect("6 inputs");
         let [y, mean, rstd] = outputs.try_into().expect("3 outputs");
         let shape = rec.shape(x).to_vec();
         let params = Params::new(&shape, self.eps, self.momentum);
@@ -186,6 +200,7 @@ impl Op for BatchNormTrain {
                 arg(rstd),
                 arg(running_mean),
                 arg(running_var),
+                arg(tracked),
             ],
             params.channel_grid(),
         );
@@ -220,7 +235,7 @@ impl Op for BatchNormTrain {
             .into_iter()
             .zip(ctx.needs)
             .map(|(t, &need)| need.then_some(t));
-        Ok(picked.chain([None, None]).collect())
+        Ok(picked.chain([None, None, None]).collect())
     }
 }
 

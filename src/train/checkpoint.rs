@@ -43,7 +43,13 @@ pub struct Loaded {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// PyTorch keeps BN batch counters as int64 scalars; the engine as one f32.
+fn is_counter(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+}
+
 /// Writes every tensor of `store` (read back from the GPU) and `metadata` to `path` atomically.
+/// BN batch counters are written as PyTorch's int64 scalars, so the file loads into PyTorch.
 pub fn save(
     gpu: &Gpu,
     store: &Store,
@@ -75,8 +81,8 @@ pub fn save(
     })
 }
 
-/// Loads every key of `path` that `store` has (f32, or f64 converted to f32), checking shapes;
-/// reports the keys on either side that did not match.
+/// Loads every key of `path` that `store` has (f32, f64 or PyTorch's int64 batch counters,
+/// converted to f32), checking shapes; reports the keys on either side that did not match.
 pub fn load(gpu: &Gpu, store: &Store, path: &Path) -> Result<Loaded, CheckpointError> {
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
@@ -132,6 +138,10 @@ pub fn load(gpu: &Gpu, store: &Store, path: &Path) -> Result<Loaded, CheckpointE
         let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => bytemuck::pod_collect_to_vec(view.data()),
             Dtype::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(view.data())
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+            Dtype::I64 if is_counter(key) => bytemuck::pod_collect_to_vec::<u8, i64>(view.data())
                 .into_iter()
                 .map(|v| v as f32)
                 .collect(),

@@ -52,6 +52,7 @@ fn train_case(shape: &[usize], seed: u64) {
     let got_rv = h.exe.read(bn.running_var).unwrap();
     check("running mean", normwise_error(&got_rm, &rm), REDUCTION_TOL);
     check("running var", normwise_error(&got_rv, &rv), REDUCTION_TOL);
+    assert_eq!(h.exe.read(bn.num_batches_tracked).unwrap(), vec![1.0]);
 }
 
 #[test]

@@ -376,8 +376,8 @@ fn unit_tcn_training_matches_composed_reference() {
     );
 }
 
-/// `(key, shape)` of the listing's entries under `prefix`, without `num_batches_tracked`, which
-/// the engine's BN does not keep.
+/// `(key, shape)` of the listing's entries under `prefix`; a scalar (`num_batches_tracked`) is a
+/// one-value tensor in the engine.
 fn listed(prefix: &str) -> Vec<(String, Vec<usize>)> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -385,16 +385,14 @@ fn listed(prefix: &str) -> Vec<(String, Vec<usize>)> {
     );
     let text = std::fs::read_to_string(path).expect("the state-dict listing is readable");
     text.lines()
-        .filter(|l| l.starts_with(prefix) && !l.contains("num_batches_tracked"))
+        .filter(|l| l.starts_with(prefix))
         .map(|l| {
             let mut fields = l.split_whitespace();
             let key = fields.next().unwrap().to_string();
-            let shape = fields
-                .next()
-                .unwrap()
-                .split('x')
-                .map(|d| d.parse().unwrap())
-                .collect();
+            let shape = match fields.next().unwrap() {
+                "scalar" => vec![1],
+                dims => dims.split('x').map(|d| d.parse().unwrap()).collect(),
+            };
             (key, shape)
         })
         .collect()

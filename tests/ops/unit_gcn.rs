@@ -55,12 +55,18 @@ fn keys_shapes_and_order_follow_the_state_dict() {
             adjacency.as_slice(),
             &mut Init::new(1),
         );
-        // The engine keeps BN batch counters on the host, not as tensors.
+        // A scalar (`num_batches_tracked`) is a one-value tensor in the engine.
         let want: Vec<(String, Vec<usize>)> = listing
             .iter()
             .filter(|e| e.key.starts_with(&format!("{prefix}.")))
-            .filter(|e| !e.key.ends_with("num_batches_tracked"))
-            .map(|e| (e.key.clone(), e.shape.clone()))
+            .map(|e| {
+                let shape = if e.shape.is_empty() {
+                    vec![1]
+                } else {
+                    e.shape.clone()
+                };
+                (e.key.clone(), shape)
+            })
             .collect();
         assert_eq!(declared(&g), want, "{prefix}");
         let params: Vec<&str> = g
@@ -276,6 +282,11 @@ fn unit_gradients_pass_finite_differences() {
                 bias,
                 running_mean: g.state(&format!("{name}.running_mean"), &[cout], vec![0.0; cout]),
                 running_var: g.state(&format!("{name}.running_var"), &[cout], vec![1.0; cout]),
+                num_batches_tracked: g.state(
+                    &format!("{name}.num_batches_tracked"),
+                    &[1],
+                    vec![0.0],
+                ),
                 eps: DEFAULT_EPS,
                 momentum: DEFAULT_MOMENTUM,
             };
