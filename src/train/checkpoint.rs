@@ -60,14 +60,21 @@ pub fn save(
     for name in store.names() {
         let shape = store.shape(name).expect("listed names exist").to_vec();
         let values = store.read(gpu, name)?;
-        tensors.push((
-            name.to_string(),
-            shape,
-            bytemuck::cast_slice(&values).to_vec(),
-        ));
+        tensors.push(if is_counter(name) {
+            let count = values[0] as i64;
+            (
+                name.to_string(),
+                Dtype::I64,
+                vec![],
+                count.to_le_bytes().to_vec(),
+            )
+        } else {
+            let bytes = bytemuck::cast_slice(&values).to_vec();
+            (name.to_string(), Dtype::F32, shape, bytes)
+        });
     }
-    let views = tensors.iter().map(|(name, shape, bytes)| {
-        let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree");
+    let views = tensors.iter().map(|(name, dtype, shape, bytes)| {
+        let view = TensorView::new(*dtype, shape.clone(), bytes).expect("sizes agree");
         (name.as_str(), view)
     });
     let info: HashMap<String, String> = metadata.clone().into_iter().collect();
