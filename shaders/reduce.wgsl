@@ -10,6 +10,10 @@
 //                   (times `scale` when chunks = 1, so dst is then the result itself).
 //                   Bindings: 1 x, 2 y, 3 m (per output), 4 dst. The summand is chosen by MODE:
 //                   0: x, 1: (x − m[o])², 2: y·(x − m[o]).
+//   reduce_serial:  invocation o sums the elements of output o in order into dst[o] (times
+//                   `scale`); for many outputs with few elements each (split-K partials), where a
+//                   workgroup tree per output would leave most invocations idle. Bindings as
+//                   reduce_partial.
 //   reduce_final:   workgroup o sums the `chunks` partials of output o. Bindings: 1 partial, 2 out.
 //   expand:         the transpose of a sum: out[e] = scale · src[kept index of e] for every
 //                   element of the full tensor (contiguous). Bindings: 1 src, 2 out.
@@ -74,6 +78,39 @@ fn tree_sum(lid: u32, value: f32) -> f32 {
 @group(0) @binding(3) var<storage, read> part_m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> part_dst: array<f32>;
 
+fn summand(at: u32, o: u32) -> f32 {
+    switch MODE {
+        case 1u: {
+            let d = part_x[at] - part_m[o];
+            return d * d;
+        }
+        case 2u: {
+            return part_y[at] * (part_x[at] - part_m[o]);
+        }
+        default: {
+            return part_x[at];
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn reduce_serial(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let o = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if o >= p.outputs {
+        return;
+    }
+    let base = kept_offset(o);
+    var acc = 0.0;
+    for (var e = 0u; e < p.count; e++) {
+        acc += summand(base + reduced_offset(e), o);
+    }
+    part_dst[o] = acc * p.scale;
+}
+
 @compute @workgroup_size(256)
 fn reduce_partial(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -90,19 +127,7 @@ fn reduce_partial(
     let base = kept_offset(o);
     var acc = 0.0;
     for (var e = start + lid; e < end; e += 256u) {
-        let at = base + reduced_offset(e);
-        switch MODE {
-            case 1u: {
-                let d = part_x[at] - part_m[o];
-                acc += d * d;
-            }
-            case 2u: {
-                acc += part_y[at] * (part_x[at] - part_m[o]);
-            }
-            default: {
-                acc += part_x[at];
-            }
-        }
+        acc += summand(base + reduced_offset(e), o);
     }
     let sum = tree_sum(lid, acc);
     if lid == 0u {

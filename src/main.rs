@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sfhead::data::ntu::prepare::{self, NtuArgs};
 use sfhead::data::prepare::{Outcome, PkuPaths, prepare_pku, prepare_ucla};
 use sfhead::gpu::Gpu;
+use sfhead::model::ctrgcn::{CtrGcn, Dataset};
 
 /// Skeleton-based action recognition on any GPU: CTR-GCN backbones and the SF-Head module.
 #[derive(Parser)]
@@ -21,11 +22,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List the GPU adapters found, their limits, and the one that would be used.
-    Info,
+    /// List the GPU adapters found, their limits, and the one that would be used; or describe a
+    /// model.
+    Info {
+        #[command(subcommand)]
+        what: Option<InfoCommand>,
+    },
     /// Measure kernels on the chosen adapter.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Inspect a model's numerics for comparison with an outside reference.
+    #[command(subcommand)]
+    Debug(DebugCommand),
     /// Check or convert a dataset's raw files into training files.
     Prepare {
         #[command(subcommand)]
@@ -70,6 +78,46 @@ struct PkuArgs {
     out: PathBuf,
 }
 
+/// The networks sfhead builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ModelKind {
+    Ctrgcn,
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    #[arg(long, value_enum, default_value = "ctrgcn")]
+    model: ModelKind,
+    /// The benchmark the model is configured for (joints, persons, classes).
+    #[arg(long, value_enum, default_value = "ntu60")]
+    dataset: Dataset,
+}
+
+#[derive(Subcommand)]
+enum InfoCommand {
+    /// Parameter counts of a model, in total and per block.
+    Model(ModelArgs),
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// One training-mode forward and backward on given weights and batch: writes `logits`,
+    /// `loss` and `grad.<key>` for every parameter (PyTorch state-dict keys).
+    Grads {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Weights by PyTorch key (safetensors); every parameter must be present.
+        #[arg(long)]
+        weights: PathBuf,
+        /// The batch (safetensors): `x` (N, 3, T, V, M) f32 and `y` (N) integer labels.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the results (safetensors).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
 #[derive(Subcommand)]
 enum BenchCommand {
     /// GFLOP/s of the GEMM at CTR-GCN's 1×1-convolution shapes (forward, data and weight
@@ -85,13 +133,100 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Milliseconds per training step (forward, loss, backward, SGD), samples/s and the
+    /// planner's memory.
+    Step {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Samples per batch.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Frames per sample.
+        #[arg(long, default_value_t = 64)]
+        frames: usize,
+        /// Timed steps, after two warm-up steps.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Also run one step dispatch by dispatch and list the time per kernel.
+        #[arg(long)]
+        profile: bool,
+        /// Print a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let adapter = cli.adapter.as_deref();
     match cli.command {
-        Command::Info => info(adapter).map(|()| ExitCode::SUCCESS),
+        Command::Info { what: None } => info(adapter).map(|()| ExitCode::SUCCESS),
+        Command::Info {
+            what: Some(InfoCommand::Model(args)),
+        } => {
+            info_model(&args);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Debug(DebugCommand::Grads {
+            model,
+            weights,
+            input,
+            out,
+        }) => {
+            let gpu = Arc::new(Gpu::new(adapter)?);
+            let report = sfhead::train::debug_grads(&gpu, model.dataset, &weights, &input, &out)?;
+            println!(
+                "loss {}; wrote logits, loss and {} gradients to {}",
+                report.loss,
+                report.gradients,
+                out.display()
+            );
+            if !report.unexpected.is_empty() {
+                println!(
+                    "ignored {} keys the model does not have, first `{}`",
+                    report.unexpected.len(),
+                    report.unexpected[0]
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Step {
+            model,
+            batch,
+            frames,
+            steps,
+            profile,
+            json,
+        }) => {
+            let gpu = Arc::new(Gpu::new(adapter)?);
+            let t = sfhead::bench::time_step(&gpu, model.dataset, batch, frames, steps, profile)?;
+            if json {
+                println!("{}", serde_json::to_string(&t)?);
+            } else {
+                let mib = |b: u64| b as f64 / f64::from(1 << 20);
+                println!("{}", t.adapter);
+                println!(
+                    "CTR-GCN {} batch {} × {} frames: {:.1} ms per step, {:.1} samples/s, {} dispatches",
+                    t.dataset,
+                    t.batch,
+                    t.frames,
+                    t.milliseconds_per_step,
+                    t.samples_per_second,
+                    t.dispatches
+                );
+                println!(
+                    "memory: activations {:.1} MiB (unshared {:.1} MiB), parameters and state {:.1} MiB, scratch {:.1} MiB",
+                    mib(t.activation_bytes),
+                    mib(t.unshared_activation_bytes),
+                    mib(t.persistent_bytes),
+                    mib(t.scratch_bytes)
+                );
+                for (kernel, ms) in &t.kernels {
+                    println!("  {ms:>10.2} ms  {kernel}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCommand::Kernels {
             batch,
             repeats,
@@ -176,6 +311,31 @@ fn info(selector: Option<&str>) -> anyhow::Result<()> {
         None => anyhow::bail!("no adapter matches `{}`", selector.unwrap_or_default()),
     }
     Ok(())
+}
+
+fn info_model(args: &ModelArgs) {
+    use sfhead::model::summary::{buffer_values, parameter_counts};
+    let mut g = sfhead::engine::Graph::new();
+    let config = args.dataset.config();
+    let (joints, persons, classes) = (config.joints(), config.persons, config.classes);
+    CtrGcn::new(&mut g, config, 0);
+    let counts = parameter_counts(&g);
+    let total: usize = counts.iter().map(|c| c.parameters).sum();
+    let ModelKind::Ctrgcn = args.model;
+    println!(
+        "CTR-GCN for {} (V = {joints}, M = {persons}, K = {classes}): {total} parameters, {} buffer values",
+        format!("{:?}", args.dataset).to_lowercase(),
+        buffer_values(&g)
+    );
+    for part in &counts {
+        let detail: Vec<String> = part.parts.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        println!(
+            "  {:<8} {:>9}   {}",
+            part.name,
+            part.parameters,
+            detail.join(", ")
+        );
+    }
 }
 
 fn bench_kernels(

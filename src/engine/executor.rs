@@ -296,6 +296,37 @@ impl Executor {
         self.gpu.submit(encoder.finish())
     }
 
+    /// Runs the step one dispatch at a time, each in its own submission and waited for, and
+    /// returns every dispatch's label with its wall-clock time. Slower than [`Executor::run`],
+    /// and meant for finding where a step's time goes.
+    pub fn profile(&self) -> Vec<(String, std::time::Duration)> {
+        self.gpu.wait_idle();
+        self.dispatches
+            .iter()
+            .zip(&self.labels)
+            .map(|(d, label)| {
+                let start = std::time::Instant::now();
+                let mut encoder = self
+                    .gpu
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(label),
+                        timestamp_writes: None,
+                    });
+                    pass.set_pipeline(&d.pipeline);
+                    pass.set_bind_group(0, &d.bind_group, &[]);
+                    let [x, y, z] = d.workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                }
+                self.gpu.submit(encoder.finish());
+                self.gpu.wait_idle();
+                (label.clone(), start.elapsed())
+            })
+            .collect()
+    }
+
     /// Waits for the queue and reads an f32 tensor: a kept activation or any non-activation.
     pub fn read(&self, t: TensorId) -> Result<Vec<f32>, CompileError> {
         let info = &self.tensors[t.index()];

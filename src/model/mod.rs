@@ -4,6 +4,7 @@
 pub mod ctrgcn;
 pub mod init;
 pub mod ms_tcn;
+pub mod summary;
 pub mod tiny;
 pub mod topology;
 pub mod unit_gcn;

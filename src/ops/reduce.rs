@@ -15,6 +15,11 @@ const GROUPS: usize = 4;
 const PER_WORKGROUP: usize = 4096;
 /// Most partial sums per output; more elements make each chunk longer instead.
 const MAX_CHUNKS: usize = 4096;
+/// Up to this many elements per output, and with at least `SERIAL_MIN_OUTPUTS` outputs, one
+/// invocation sums each output alone: enough outputs keep the GPU busy, and a workgroup tree
+/// per output would leave most of its invocations idle.
+const SERIAL_MAX_COUNT: usize = 1024;
+const SERIAL_MIN_OUTPUTS: usize = 2048;
 
 /// How a reduction sees a contiguous tensor: kept and reduced axes, adjacent axes of the same
 /// kind merged into groups of (size, stride in elements), outermost first.
@@ -149,6 +154,13 @@ pub(crate) fn record_sum(
     let params = Params::new(split, scale);
     let outputs = params.outputs as usize;
     let chunks = params.chunks as usize;
+    let serial = split.count() <= SERIAL_MAX_COUNT && outputs >= SERIAL_MIN_OUTPUTS;
+    if serial {
+        let kernel = Kernel::new(shader!("reduce"), "reduce_serial").with("MODE", summand as u32);
+        let args = vec![x.clone(), y.unwrap_or(x.clone()), m.unwrap_or(x), dst];
+        rec.dispatch(kernel, &params, args, super::elementwise_grid(outputs));
+        return;
+    }
     let first_dst = if chunks == 1 {
         dst.clone()
     } else {

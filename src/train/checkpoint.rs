@@ -61,21 +61,56 @@ pub fn save(
         let shape = store.shape(name).expect("listed names exist").to_vec();
         let values = store.read(gpu, name)?;
         tensors.push(if is_counter(name) {
-            let count = values[0] as i64;
-            (
-                name.to_string(),
-                Dtype::I64,
-                vec![],
-                count.to_le_bytes().to_vec(),
-            )
+            OutputTensor::counter(name, values[0] as i64)
         } else {
-            let bytes = bytemuck::cast_slice(&values).to_vec();
-            (name.to_string(), Dtype::F32, shape, bytes)
+            OutputTensor::f32(name, shape, values)
         });
     }
-    let views = tensors.iter().map(|(name, dtype, shape, bytes)| {
-        let view = TensorView::new(*dtype, shape.clone(), bytes).expect("sizes agree");
-        (name.as_str(), view)
+    write_tensors(path, &tensors, metadata)
+}
+
+/// A named tensor to write: f32 values, or an int64 scalar.
+pub struct OutputTensor {
+    name: String,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl OutputTensor {
+    pub fn f32(name: &str, shape: Vec<usize>, values: Vec<f32>) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            values.len(),
+            "`{name}`: shape and data"
+        );
+        Self {
+            name: name.to_string(),
+            dtype: Dtype::F32,
+            shape,
+            bytes: bytemuck::cast_slice(&values).to_vec(),
+        }
+    }
+
+    pub fn counter(name: &str, value: i64) -> Self {
+        Self {
+            name: name.to_string(),
+            dtype: Dtype::I64,
+            shape: Vec::new(),
+            bytes: value.to_le_bytes().to_vec(),
+        }
+    }
+}
+
+/// Writes `tensors` and `metadata` as one safetensors file, atomically.
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[OutputTensor],
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let views = tensors.iter().map(|t| {
+        let view = TensorView::new(t.dtype, t.shape.clone(), &t.bytes).expect("sizes agree");
+        (t.name.as_str(), view)
     });
     let info: HashMap<String, String> = metadata.clone().into_iter().collect();
     let bytes = safetensors::serialize(views, Some(info)).map_err(|e| CheckpointError::Format {

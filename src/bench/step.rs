@@ -1,0 +1,98 @@
+//! Time of one CTR-GCN training step (forward, loss, backward, SGD) on the adapter in use, with
+//! the planner's memory.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::engine::{MemoryReport, Store};
+use crate::gpu::Gpu;
+use crate::model::ctrgcn::{CtrGcn, Dataset, IN_CHANNELS};
+use crate::ops::batch_norm::Mode;
+use crate::ops::sgd::SgdConfig;
+use crate::testing::uniform;
+use crate::train::TrainStep;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepTiming {
+    pub adapter: String,
+    pub dataset: String,
+    pub batch: usize,
+    pub frames: usize,
+    pub milliseconds_per_step: f64,
+    pub samples_per_second: f64,
+    pub activation_bytes: u64,
+    pub unshared_activation_bytes: u64,
+    pub persistent_bytes: u64,
+    pub scratch_bytes: u64,
+    pub dispatches: usize,
+    /// Milliseconds per kernel (shader entry point) over one profiled step, largest first;
+    /// empty unless profiling was asked for.
+    pub kernels: Vec<(String, f64)>,
+}
+
+/// Builds the step for `batch` samples of `frames` frames, runs two warm-up steps, then times
+/// `steps` steps, each reading its loss back as a training loop does.
+pub fn time_step(
+    gpu: &Arc<Gpu>,
+    dataset: Dataset,
+    batch: usize,
+    frames: usize,
+    steps: usize,
+    profile: bool,
+) -> anyhow::Result<StepTiming> {
+    let config = dataset.config();
+    let (joints, persons, classes) = (config.joints(), config.persons, config.classes);
+    let shape = [batch, IN_CHANNELS, frames, joints, persons];
+    let mut store = Store::new();
+    let step = TrainStep::new(gpu, &mut store, &shape, SgdConfig::default(), |g, x| {
+        CtrGcn::new(g, config, 1).forward(g, x, Mode::Train)
+    })?;
+    let x = uniform(1, shape.iter().product(), -1.0, 1.0);
+    let labels: Vec<u32> = (0..batch).map(|i| (i % classes) as u32).collect();
+    for _ in 0..2 {
+        step.step(&x, &labels, 0.01)?;
+    }
+    let start = Instant::now();
+    for _ in 0..steps.max(1) {
+        step.step(&x, &labels, 0.01)?;
+    }
+    let seconds = start.elapsed().as_secs_f64() / steps.max(1) as f64;
+    let mut kernels: Vec<(String, f64)> = Vec::new();
+    if profile {
+        for (label, time) in step.executor().profile() {
+            // Labels are `op#node:entry`; group by the op and its kernel entry.
+            let (op, entry) = label.split_once(':').unwrap_or((&label, ""));
+            let op = op.split('#').next().unwrap_or(op);
+            let key = format!("{op}:{entry}");
+            let ms = time.as_secs_f64() * 1e3;
+            match kernels.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, total)) => *total += ms,
+                None => kernels.push((key, ms)),
+            }
+        }
+        kernels.sort_by(|a, b| b.1.total_cmp(&a.1));
+    }
+    let MemoryReport {
+        activation_bytes,
+        unshared_activation_bytes,
+        persistent_bytes,
+        scratch_bytes,
+        ..
+    } = step.memory().clone();
+    Ok(StepTiming {
+        adapter: gpu.report().summary(),
+        dataset: format!("{dataset:?}").to_lowercase(),
+        batch,
+        frames,
+        milliseconds_per_step: seconds * 1e3,
+        samples_per_second: batch as f64 / seconds,
+        activation_bytes,
+        unshared_activation_bytes,
+        persistent_bytes,
+        scratch_bytes,
+        dispatches: step.executor().dispatch_labels().len(),
+        kernels,
+    })
+}

@@ -1,0 +1,72 @@
+//! Parameter counts of a model's graph, grouped by the leading components of their names
+//! (`l5.gcn1.convs.0.conv1.weight` counts toward `l5` and its part `gcn1`).
+
+use crate::engine::{Graph, Role};
+
+/// Parameters of one top-level part of a model, and of its sub-parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartCount {
+    pub name: String,
+    pub parameters: usize,
+    pub parts: Vec<(String, usize)>,
+}
+
+/// Learnable values per top-level name component, in declaration order, with the second name
+/// component as sub-parts when a part has more than one.
+pub fn parameter_counts(g: &Graph) -> Vec<PartCount> {
+    let mut out: Vec<PartCount> = Vec::new();
+    for (_, t) in g.tensors().filter(|(_, t)| t.role == Role::Parameter) {
+        let mut components = t.name.split('.');
+        let top = components.next().unwrap_or_default();
+        let sub = components.next().unwrap_or_default();
+        let n = t.numel();
+        if out.last().is_none_or(|p| p.name != top) {
+            out.push(PartCount {
+                name: top.to_string(),
+                parameters: 0,
+                parts: Vec::new(),
+            });
+        }
+        let part = out.last_mut().expect("just pushed");
+        part.parameters += n;
+        match part.parts.last_mut() {
+            Some((name, count)) if name == sub => *count += n,
+            _ => part.parts.push((sub.to_string(), n)),
+        }
+    }
+    for part in &mut out {
+        if part.parts.len() < 2 {
+            part.parts.clear();
+        }
+    }
+    out
+}
+
+/// Values held by non-learnable persistent tensors (BN running statistics and counters).
+pub fn buffer_values(g: &Graph) -> usize {
+    g.tensors()
+        .filter(|(_, t)| t.role == Role::State)
+        .map(|(_, t)| t.numel())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_group_by_the_leading_name_components() {
+        let mut g = Graph::new();
+        g.parameter("a.x.w", &[2, 3], vec![0.0; 6]);
+        g.parameter("a.y.w", &[4], vec![0.0; 4]);
+        g.state("a.y.running_mean", &[4], vec![0.0; 4]);
+        g.parameter("b.w", &[5], vec![0.0; 5]);
+        let counts = parameter_counts(&g);
+        assert_eq!(counts.len(), 2);
+        assert_eq!(counts[0].parameters, 10);
+        assert_eq!(counts[0].parts, vec![("x".into(), 6), ("y".into(), 4)]);
+        assert_eq!(counts[1].parameters, 5);
+        assert!(counts[1].parts.is_empty());
+        assert_eq!(buffer_values(&g), 4);
+    }
+}
