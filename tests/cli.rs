@@ -1,0 +1,183 @@
+//! The model commands of the binary: `info model`, `debug grads` and `bench step`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sfhead::engine::{Executor, Graph, Store};
+use sfhead::model::ctrgcn::{CtrGcn, Dataset};
+use sfhead::ops::batch_norm::Mode;
+use sfhead::testing::{gpu, uniform};
+use sfhead::train::{OutputTensor, StepOptions, TrainStep, save, write_tensors};
+
+fn sfhead(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sfhead"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sfhead-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn info_model_prints_the_exact_counts_and_blocks() {
+    for (dataset, total) in [
+        ("ntu60", "1446672"),
+        ("ntu120", "1462092"),
+        ("ucla", "1426892"),
+    ] {
+        let out = sfhead(&["info", "model", "--model", "ctrgcn", "--dataset", dataset]);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(&format!("{total} parameters")), "{text}");
+        assert!(
+            text.contains("l5") && text.contains("residual 8576"),
+            "{text}"
+        );
+    }
+}
+
+/// A UCLA-sized CTR-GCN (V = 20, M = 1, K = 10) on 2 short clips, small enough for lavapipe.
+const SHAPE: [usize; 5] = [2, 3, 8, 20, 1];
+const LABELS: [u32; 2] = [3, 7];
+
+fn write_inputs(dir: &Path) -> (PathBuf, PathBuf, Vec<f32>) {
+    let gpu = gpu();
+    let mut g = Graph::new();
+    CtrGcn::new(&mut g, Dataset::Ucla.config(), 5);
+    let mut store = Store::new();
+    Executor::compile(&gpu, &g, &mut store, &[]).unwrap();
+    let weights = dir.join("weights.safetensors");
+    save(&gpu, &store, &weights, &BTreeMap::new()).unwrap();
+    let x = uniform(7, SHAPE.iter().product(), -1.0, 1.0);
+    let input = dir.join("batch.safetensors");
+    let tensors = [
+        OutputTensor::f32("x", SHAPE.to_vec(), x.clone()),
+        OutputTensor::f32("y", vec![2], LABELS.map(|l| l as f32).to_vec()),
+    ];
+    write_tensors(&input, &tensors, &BTreeMap::new()).unwrap();
+    (weights, input, x)
+}
+
+#[test]
+fn debug_grads_writes_what_the_library_step_computes() {
+    let dir = temp_dir("grads");
+    let (weights, input, x) = write_inputs(&dir);
+    let out = dir.join("grads.safetensors");
+    let args = |i: &Path| {
+        vec![
+            "debug".to_string(),
+            "grads".into(),
+            "--model".into(),
+            "ctrgcn".into(),
+            "--dataset".into(),
+            "ucla".into(),
+            "--weights".into(),
+            weights.display().to_string(),
+            "--input".into(),
+            i.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ]
+    };
+    // Float labels are refused with the file and key named.
+    let run = |a: Vec<String>| sfhead(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let refused = run(args(&input));
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("batch.safetensors: key `y`"), "{message}");
+    assert!(!out.exists());
+
+    let y: Vec<u8> = LABELS
+        .iter()
+        .flat_map(|&l| i64::from(l).to_le_bytes())
+        .collect();
+    let xs: Vec<u8> = bytemuck::cast_slice(&x).to_vec();
+    let views = [
+        (
+            "x",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, SHAPE.to_vec(), &xs)
+                .unwrap(),
+        ),
+        (
+            "y",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![2], &y).unwrap(),
+        ),
+    ];
+    std::fs::write(&input, safetensors::serialize(views, None).unwrap()).unwrap();
+    let done = run(args(&input));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+
+    let bytes = std::fs::read(&out).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let read = |key: &str| -> Vec<f32> {
+        bytemuck::pod_collect_to_vec(file.tensor(key).unwrap_or_else(|_| panic!("{key}")).data())
+    };
+    // The same step through the library, on the same weights: identical bits.
+    let gpu = gpu();
+    let mut store = Store::new();
+    let options = StepOptions {
+        sgd: None,
+        keep_gradients: true,
+    };
+    let step = TrainStep::build(&gpu, &mut store, &SHAPE, options, |g, x| {
+        CtrGcn::new(g, Dataset::Ucla.config(), 0).forward(g, x, Mode::Train)
+    })
+    .unwrap();
+    sfhead::train::load(&gpu, &store, &weights).unwrap();
+    let loss = step.step(&x, &LABELS, 0.0).unwrap();
+    assert_eq!(read("loss"), vec![loss]);
+    assert_eq!(read("logits"), step.logits().unwrap());
+    let gradients = step.gradients().unwrap();
+    assert_eq!(file.names().len(), 2 + gradients.len());
+    for (key, g) in gradients {
+        assert_eq!(read(&format!("grad.{key}")), g, "{key}");
+        let shape = file
+            .tensor(&format!("grad.{key}"))
+            .unwrap()
+            .shape()
+            .to_vec();
+        assert_eq!(Some(shape.as_slice()), store.shape(&key), "{key}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bench_step_reports_time_and_memory() {
+    let out = sfhead(&[
+        "bench",
+        "step",
+        "--model",
+        "ctrgcn",
+        "--dataset",
+        "ucla",
+        "--batch",
+        "1",
+        "--frames",
+        "8",
+        "--steps",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["milliseconds_per_step"].as_f64().unwrap() > 0.0);
+    assert!(report["activation_bytes"].as_u64().unwrap() > 0);
+    assert!(
+        report["activation_bytes"].as_u64() < report["unshared_activation_bytes"].as_u64(),
+        "the planner shares buffers"
+    );
+    assert_eq!(report["batch"], 1);
+}
