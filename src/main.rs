@@ -31,6 +31,26 @@ enum Command {
     /// Measure kernels on the chosen adapter.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Train a model: by default CTR-GCN on the bundled NW-UCLA set with CTR-GCN's recipe.
+    Train {
+        /// A named recipe: ctrgcn-ucla (the default), ctrgcn-ntu60, ctrgcn-ntu120,
+        /// ctrgcn-ucla-cosine.
+        #[arg(long, conflicts_with_all = ["config", "resume"])]
+        preset: Option<String>,
+        /// A TOML file with every key of a configuration (the `config.toml` of a work directory
+        /// is one).
+        #[arg(long, conflicts_with = "resume")]
+        config: Option<PathBuf>,
+        /// Override one key, e.g. `--set epochs=10 --set lr_steps=[5,8]`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Where the configuration, the log, the checkpoints and the best scores are written.
+        #[arg(long, default_value = "work_dirs/ctrgcn-ucla")]
+        work_dir: PathBuf,
+        /// Continue the run in this work directory from its last checkpoint.
+        #[arg(long, value_name = "WORK_DIR")]
+        resume: Option<PathBuf>,
+    },
     /// Inspect a model's numerics for comparison with an outside reference.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -233,6 +253,51 @@ fn main() -> anyhow::Result<ExitCode> {
             json,
         }) => bench_kernels(adapter, batch, repeats, json).map(|()| ExitCode::SUCCESS),
         Command::Prepare { dataset } => prepare_dataset(dataset),
+        Command::Train {
+            preset,
+            config,
+            set,
+            work_dir,
+            resume,
+        } => {
+            use sfhead::train::{TrainConfig, saved_config, train};
+            let (base, work_dir) = match (&resume, &config) {
+                (Some(dir), _) => (saved_config(dir)?, dir.clone()),
+                (None, Some(path)) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    let config = TrainConfig::from_toml(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    (config, work_dir)
+                }
+                (None, None) => (
+                    TrainConfig::preset(preset.as_deref().unwrap_or("ctrgcn-ucla"))?,
+                    work_dir,
+                ),
+            };
+            let config = base.with_overrides(&set)?;
+            let gpu = Arc::new(Gpu::new(adapter)?);
+            eprintln!("{}", gpu.report().summary());
+            let summary = train(&gpu, &config, &work_dir, resume.is_some(), |log| {
+                println!(
+                    "epoch {:>3}/{}  lr {:.5}  loss {:.4}  top-1 {:.2} %  top-5 {:.2} %  {:.1} s",
+                    log.epoch + 1,
+                    config.epochs,
+                    log.lr,
+                    log.train_loss,
+                    100.0 * log.top1,
+                    100.0 * log.top5,
+                    log.seconds
+                );
+            })?;
+            println!(
+                "best top-1 {:.2} % at epoch {}; checkpoints and scores in {}",
+                100.0 * summary.best_top1,
+                summary.best_epoch + 1,
+                work_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
