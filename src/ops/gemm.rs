@@ -92,6 +92,23 @@ struct Params {
 }
 
 impl Gemm {
+    /// One product op(A)·op(B) of contiguous matrices, m×k by k×n, without bias; a transposed
+    /// operand is stored the other way round (A as k×m, B as n×k).
+    pub fn matrices(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Self {
+        Self {
+            m,
+            n,
+            k,
+            kb: 1,
+            products: 1,
+            a: Operand::rows(trans_a, if trans_a { m } else { k }),
+            b: Operand::rows(trans_b, if trans_b { k } else { n }),
+            ldc: n,
+            c_batch: 0,
+            bias: Bias::None,
+        }
+    }
+
     /// Multiply-adds of the whole product.
     pub fn macs(&self) -> u64 {
         (self.m * self.n * self.k * self.kb * self.products) as u64

@@ -2,7 +2,7 @@
 //! an NT GEMM, the data gradient NN (gY·W), the weight gradient TN (gYᵀ·x), the bias gradient a
 //! column sum.
 
-use super::gemm::{Bias, Gemm, Operand};
+use super::gemm::{Bias, Gemm};
 use super::reduce;
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 
@@ -30,20 +30,12 @@ pub fn linear(g: &mut Graph, x: TensorId, w: TensorId, bias: Option<TensorId>) -
         assert_eq!(g.shape(b), [cout], "linear bias must be (C_out)");
     }
     let gemm = Gemm {
-        m: rows,
-        n: cout,
-        k: cin,
-        kb: 1,
-        products: 1,
-        a: Operand::rows(false, cin),
-        b: Operand::rows(true, cin),
-        ldc: cout,
-        c_batch: 0,
         bias: if bias.is_some() {
             Bias::PerColumn
         } else {
             Bias::None
         },
+        ..Gemm::matrices(rows, cout, cin, false, true)
     };
     let y = g.activation("linear", &[rows, cout]);
     let inputs: Vec<TensorId> = [x, w].into_iter().chain(bias).collect();
@@ -58,21 +50,6 @@ pub fn linear(g: &mut Graph, x: TensorId, w: TensorId, bias: Option<TensorId>) -
         &[y],
     );
     y
-}
-
-fn plain(m: usize, n: usize, k: usize, a: Operand, b: Operand) -> Gemm {
-    Gemm {
-        m,
-        n,
-        k,
-        kb: 1,
-        products: 1,
-        a,
-        b,
-        ldc: n,
-        c_batch: 0,
-        bias: Bias::None,
-    }
 }
 
 impl Op for Linear {
@@ -93,24 +70,24 @@ impl Op for Linear {
         let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
         let (rows, cin, cout) = (self.rows, self.cin, self.cout);
         let gx = ctx.needs[0].then(|| {
-            plain(
-                rows,
-                cin,
-                cout,
-                Operand::rows(false, cout),
-                Operand::rows(false, cin),
+            Gemm::matrices(rows, cin, cout, false, false).push(
+                g,
+                "linear_grad_input",
+                gy,
+                w,
+                None,
+                &[rows, cin],
             )
-            .push(g, "linear_grad_input", gy, w, None, &[rows, cin])
         });
         let gw = ctx.needs[1].then(|| {
-            plain(
-                cout,
-                cin,
-                rows,
-                Operand::rows(true, cout),
-                Operand::rows(false, cin),
+            Gemm::matrices(cout, cin, rows, true, false).push(
+                g,
+                "linear_grad_weight",
+                gy,
+                x,
+                None,
+                &[cout, cin],
             )
-            .push(g, "linear_grad_weight", gy, x, None, &[cout, cin])
         });
         let mut grads = vec![gx, gw];
         if ctx.inputs.len() == 3 {

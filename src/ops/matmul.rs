@@ -1,7 +1,7 @@
 //! 2-D matrix product with optional transposes: `op(A)·op(B)` where `op` transposes a
 //! matrix stored the other way round.
 
-use super::gemm::{Bias, Gemm, Operand};
+use super::gemm::Gemm;
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 
 #[derive(Debug)]
@@ -9,21 +9,6 @@ struct Matmul {
     gemm: Gemm,
     trans_a: bool,
     trans_b: bool,
-}
-
-fn product(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Gemm {
-    Gemm {
-        m,
-        n,
-        k,
-        kb: 1,
-        products: 1,
-        a: Operand::rows(trans_a, if trans_a { m } else { k }),
-        b: Operand::rows(trans_b, if trans_b { k } else { n }),
-        ldc: n,
-        c_batch: 0,
-        bias: Bias::None,
-    }
 }
 
 /// `op(a)·op(b)`: `a` is m×k (k×m if `trans_a`), `b` is k×n (n×k if `trans_b`).
@@ -41,7 +26,7 @@ pub fn matmul(g: &mut Graph, a: TensorId, b: TensorId, trans_a: bool, trans_b: b
         (sb[0], sb[1])
     };
     assert_eq!(k, kb, "matmul inner dimensions differ: {sa:?} · {sb:?}");
-    let gemm = product(m, n, k, trans_a, trans_b);
+    let gemm = Gemm::matrices(m, n, k, trans_a, trans_b);
     let c = g.activation("matmul", &[m, n]);
     g.push(
         Matmul {

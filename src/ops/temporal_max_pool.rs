@@ -4,28 +4,12 @@
 //! from the input rather than saving an index tensor, since the input stays alive for the ReLU
 //! backward that precedes the pool in the MS-TCN.
 
-use bytemuck::{Pod, Zeroable};
-
+pub use super::temporal_subsample::frames_out;
+use super::temporal_subsample::params;
 use super::{arg, elementwise_grid};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    total: u32,
-    t_in: u32,
-    t_out: u32,
-    joints: u32,
-    stride: u32,
-    _pad: [u32; 3],
-}
-
-/// Output frames of the pool over `frames` at `stride`: ⌊(T − 1)/s⌋ + 1.
-pub fn frames_out(frames: usize, stride: usize) -> usize {
-    (frames - 1) / stride + 1
-}
 
 #[derive(Debug)]
 struct MaxPool {
@@ -55,18 +39,6 @@ pub fn temporal_max_pool(g: &mut Graph, x: TensorId, stride: usize) -> TensorId 
     );
     g.push(MaxPool { stride }, &[x], &[y]);
     y
-}
-
-fn params(rec: &Recorder<'_>, x: TensorId, written: TensorId, stride: usize) -> Params {
-    let xs = rec.shape(x);
-    Params {
-        total: rec.numel(written) as u32,
-        t_in: xs[2] as u32,
-        t_out: frames_out(xs[2], stride) as u32,
-        joints: xs[3] as u32,
-        stride: stride as u32,
-        _pad: [0; 3],
-    }
 }
 
 impl Op for MaxPool {

@@ -11,10 +11,12 @@ use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
 
+/// Uniform block shared with the max-pool (`temporal_max_pool.wgsl`): both map T frames to
+/// ⌊(T − 1)/s⌋ + 1.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    total: u32,
+pub(crate) struct Params {
+    pub total: u32,
     t_in: u32,
     t_out: u32,
     joints: u32,
@@ -74,7 +76,12 @@ pub fn conv1x1_strided(
 }
 
 /// Params for a dispatch writing `written`, with the full-rate tensor `full`.
-fn params(rec: &Recorder<'_>, full: TensorId, written: TensorId, stride: usize) -> Params {
+pub(crate) fn params(
+    rec: &Recorder<'_>,
+    full: TensorId,
+    written: TensorId,
+    stride: usize,
+) -> Params {
     let fs = rec.shape(full);
     Params {
         total: rec.numel(written) as u32,
