@@ -9,9 +9,9 @@ use serde::Serialize;
 use crate::engine::{MemoryReport, Store};
 use crate::gpu::Gpu;
 use crate::model::ctrgcn::{CtrGcn, Dataset, IN_CHANNELS};
+use crate::model::init::Init;
 use crate::ops::batch_norm::Mode;
 use crate::ops::sgd::SgdConfig;
-use crate::testing::uniform;
 use crate::train::TrainStep;
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,7 +49,7 @@ pub fn time_step(
     let step = TrainStep::new(gpu, &mut store, &shape, SgdConfig::default(), |g, x| {
         CtrGcn::new(g, config, 1).forward(g, x, Mode::Train)
     })?;
-    let x = uniform(1, shape.iter().product(), -1.0, 1.0);
+    let x = Init::new(1).uniform(shape.iter().product(), -1.0, 1.0);
     let labels: Vec<u32> = (0..batch).map(|i| (i % classes) as u32).collect();
     for _ in 0..2 {
         step.step(&x, &labels, 0.01)?;
