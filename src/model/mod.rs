@@ -3,6 +3,7 @@
 
 pub mod ctrgcn;
 pub mod init;
+pub mod layers;
 pub mod ms_tcn;
 pub mod summary;
 pub mod tiny;

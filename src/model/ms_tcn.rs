@@ -8,10 +8,10 @@
 //! Each maps T frames to ⌊(T − 1)/s⌋ + 1.
 
 use super::init::Init;
+use super::layers::Conv;
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::concat::concat;
-use crate::ops::conv1x1::conv1x1;
 use crate::ops::relu::relu;
 use crate::ops::temporal_conv::temporal_conv;
 use crate::ops::temporal_max_pool::temporal_max_pool;
@@ -23,24 +23,6 @@ pub const KERNEL: usize = 5;
 pub const DILATIONS: [usize; 2] = [1, 2];
 /// Branches of an MS-TCN: one per dilation, the max-pool and the 1×1 one.
 pub const BRANCHES: usize = DILATIONS.len() + 2;
-
-/// A convolution's weight (PyTorch's (C_out, C_in, kh, kw)) and bias.
-#[derive(Debug, Clone, Copy)]
-pub struct Conv {
-    pub weight: TensorId,
-    pub bias: TensorId,
-}
-
-impl Conv {
-    /// `{prefix}.weight` with kaiming_normal (fan_out) and `{prefix}.bias` = 0.
-    fn new(g: &mut Graph, prefix: &str, shape: [usize; 4], init: &mut Init) -> Self {
-        let weight = init.kaiming_normal_fan_out(&shape);
-        Self {
-            weight: g.parameter(&format!("{prefix}.weight"), &shape, weight),
-            bias: g.parameter(&format!("{prefix}.bias"), &[shape[0]], vec![0.0; shape[0]]),
-        }
-    }
-}
 
 /// An MS-TCN BatchNorm: γ ~ N(1, 0.02), β = 0.
 fn branch_bn(g: &mut Graph, prefix: &str, channels: usize, init: &mut Init) -> BatchNorm {
@@ -57,13 +39,13 @@ pub struct Entrance {
 impl Entrance {
     fn new(g: &mut Graph, prefix: &str, (cin, cb): (usize, usize), init: &mut Init) -> Self {
         Self {
-            conv: Conv::new(g, &format!("{prefix}.0"), [cb, cin, 1, 1], init),
+            conv: Conv::kaiming(g, &format!("{prefix}.0"), [cb, cin, 1, 1], init),
             bn: branch_bn(g, &format!("{prefix}.1"), cb, init),
         }
     }
 
     fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
-        let h = conv1x1(g, x, self.conv.weight, Some(self.conv.bias));
+        let h = self.conv.apply_1x1(g, x);
         let h = self.bn.apply(g, h, mode);
         relu(g, h)
     }
@@ -114,7 +96,7 @@ impl MsTcn {
             let conv_prefix = format!("{}.3.conv", branch(b));
             Branch::Temporal {
                 entrance,
-                conv: Conv::new(g, &conv_prefix, [cb, cb, KERNEL, 1], init),
+                conv: Conv::kaiming(g, &conv_prefix, [cb, cb, KERNEL, 1], init),
                 dilation: DILATIONS[b],
                 bn: branch_bn(g, &format!("{}.3.bn", branch(b)), cb, init),
             }
@@ -126,7 +108,7 @@ impl MsTcn {
             bn: branch_bn(g, &format!("{}.4", branch(2)), cb, init),
         };
         let b3 = Branch::Pointwise {
-            conv: Conv::new(g, &format!("{}.0", branch(3)), [cb, cin, 1, 1], init),
+            conv: Conv::kaiming(g, &format!("{}.0", branch(3)), [cb, cin, 1, 1], init),
             bn: branch_bn(g, &format!("{}.1", branch(3)), cb, init),
         };
         Self {
@@ -186,7 +168,7 @@ impl UnitTcn {
         init: &mut Init,
     ) -> Self {
         Self {
-            conv: Conv::new(g, &format!("{prefix}.conv"), [cout, cin, 1, 1], init),
+            conv: Conv::kaiming(g, &format!("{prefix}.conv"), [cout, cin, 1, 1], init),
             bn: BatchNorm::new(g, &format!("{prefix}.bn"), cout),
             stride,
         }

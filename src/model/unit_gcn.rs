@@ -11,11 +11,11 @@
 use std::collections::HashMap;
 
 use super::init::Init;
+use super::layers::Conv;
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, DEFAULT_EPS, DEFAULT_MOMENTUM, Mode};
 use crate::ops::{
-    add::add, aggregate::aggregate, conv1x1::conv1x1, reduce::mean, refine::refine, relu::relu,
-    tanh_diff::tanh_diff,
+    add::add, aggregate::aggregate, reduce::mean, refine::refine, relu::relu, tanh_diff::tanh_diff,
 };
 
 /// Number of CTRGC branches, one per adjacency subset.
@@ -35,19 +35,6 @@ impl UnitGcnConfig {
             3 | 9 => 8,
             c => c / 8,
         }
-    }
-}
-
-/// A 1×1 conv with bias; the weight is (C_out, C_in, 1, 1) as in PyTorch.
-#[derive(Debug, Clone, Copy)]
-pub struct Conv {
-    pub weight: TensorId,
-    pub bias: TensorId,
-}
-
-impl Conv {
-    pub fn apply(&self, g: &mut Graph, x: TensorId) -> TensorId {
-        conv1x1(g, x, self.weight, Some(self.bias))
     }
 }
 
@@ -195,11 +182,11 @@ impl UnitGcn {
         let pooled = mean(g, x, &[2]);
         let mut sum = None;
         for (i, branch) in self.convs.iter().enumerate() {
-            let x1 = branch.conv1.apply(g, pooled);
-            let x2 = branch.conv2.apply(g, pooled);
-            let x3 = branch.conv3.apply(g, x);
+            let x1 = branch.conv1.apply_1x1(g, pooled);
+            let x2 = branch.conv2.apply_1x1(g, pooled);
+            let x3 = branch.conv3.apply_1x1(g, x);
             let e = tanh_diff(g, x1, x2);
-            let c = branch.conv4.apply(g, e);
+            let c = branch.conv4.apply_1x1(g, e);
             let q = refine(g, c, self.alpha, self.pa, i);
             let z = aggregate(g, q, x3);
             sum = Some(match sum {
@@ -210,7 +197,7 @@ impl UnitGcn {
         let y = self.bn.apply(g, sum.expect("three branches"), mode);
         let residual = match &self.down {
             Some(down) => {
-                let h = down.conv.apply(g, x);
+                let h = down.conv.apply_1x1(g, x);
                 down.bn.apply(g, h, mode)
             }
             None => {
