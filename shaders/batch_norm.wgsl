@@ -9,8 +9,9 @@
 //       Bindings: 1 mean, 2 var, 3 rstd, 4 running_mean, 5 running_var, 6 num_batches_tracked.
 //   bn_normalize (workgroup 256, one element each): y = (x − mean[c])·rstd[c]·γ[c] + β[c].
 //       Bindings: 1 x, 2 mean, 3 rstd, 4 gamma, 5 beta, 6 y.
-//   bn_eval (workgroup 256): the same with the running statistics.
-//       Bindings: 1 x, 2 running_mean, 3 running_var, 4 gamma, 5 beta, 6 y.
+//   bn_eval_rstd (workgroup 64, one channel each): rstd = 1/√(running_var + eps), so that
+//       evaluation normalises with bn_normalize and the running statistics.
+//       Bindings: 1 running_var, 2 rstd.
 //   bn_grad_gamma (workgroup 64): gγ[c] = rstd[c]·Σ g·(x − mean). Bindings: 1 s, 2 rstd, 3 ggamma.
 //   bn_grad_input (workgroup 256): gx = γ·rstd·(g − gβ/n − (x − mean)·rstd²·s/n), with
 //       gβ = Σ g and s = Σ g·(x − mean) per channel.
@@ -83,26 +84,15 @@ fn bn_normalize(
     norm_y[i] = (norm_x[i] - norm_mean[c]) * norm_rstd[c] * norm_gamma[c] + norm_beta[c];
 }
 
-@group(0) @binding(1) var<storage, read> eval_x: array<f32>;
-@group(0) @binding(2) var<storage, read> eval_running_mean: array<f32>;
-@group(0) @binding(3) var<storage, read> eval_running_var: array<f32>;
-@group(0) @binding(4) var<storage, read> eval_gamma: array<f32>;
-@group(0) @binding(5) var<storage, read> eval_beta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> eval_y: array<f32>;
+@group(0) @binding(1) var<storage, read> eval_running_var: array<f32>;
+@group(0) @binding(2) var<storage, read_write> eval_rstd: array<f32>;
 
-@compute @workgroup_size(256)
-fn bn_eval(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = element(wid, nwg, lid);
-    if i >= p.total {
-        return;
+@compute @workgroup_size(64)
+fn bn_eval_rstd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if c < p.channels {
+        eval_rstd[c] = 1.0 / sqrt(eval_running_var[c] + p.eps);
     }
-    let c = channel_of(i);
-    let rstd = 1.0 / sqrt(eval_running_var[c] + p.eps);
-    eval_y[i] = (eval_x[i] - eval_running_mean[c]) * rstd * eval_gamma[c] + eval_beta[c];
 }
 
 @group(0) @binding(1) var<storage, read> gg_s: array<f32>;

@@ -86,8 +86,8 @@ fn per_map(trans: bool, ld: usize, size: usize) -> Operand {
     }
 }
 
-/// Z_bc = X3_bc·Q_bcᵀ: A = x3 (T×V), B = Q read transposed (Q[u, v] is B[v, u]).
-pub fn forward_gemm(maps: usize, frames: usize, joints: usize) -> Gemm {
+/// Per (b, c), a T×V map times Q or Qᵀ: both the forward and the x3 gradient are this product.
+fn map_times_q(maps: usize, frames: usize, joints: usize, transpose_q: bool) -> Gemm {
     Gemm {
         m: frames,
         n: joints,
@@ -95,27 +95,21 @@ pub fn forward_gemm(maps: usize, frames: usize, joints: usize) -> Gemm {
         kb: 1,
         products: maps,
         a: per_map(false, joints, frames * joints),
-        b: per_map(true, joints, joints * joints),
+        b: per_map(transpose_q, joints, joints * joints),
         ldc: joints,
         c_batch: frames * joints,
         bias: Bias::None,
     }
 }
 
+/// Z_bc = X3_bc·Q_bcᵀ: A = x3 (T×V), B = Q read transposed (Q[u, v] is B[v, u]).
+pub fn forward_gemm(maps: usize, frames: usize, joints: usize) -> Gemm {
+    map_times_q(maps, frames, joints, true)
+}
+
 /// g_x3_bc = Γ_bc·Q_bc: A = Γ (T×V over (t, u)), B = Q (V×V over (u, v)).
 pub fn grad_x3_gemm(maps: usize, frames: usize, joints: usize) -> Gemm {
-    Gemm {
-        m: frames,
-        n: joints,
-        k: joints,
-        kb: 1,
-        products: maps,
-        a: per_map(false, joints, frames * joints),
-        b: per_map(false, joints, joints * joints),
-        ldc: joints,
-        c_batch: frames * joints,
-        bias: Bias::None,
-    }
+    map_times_q(maps, frames, joints, false)
 }
 
 /// g_Q_bc = Γ_bcᵀ·X3_bc: A = Γ read transposed (stored T×V), B = x3 (T×V), summed over t.

@@ -247,14 +247,27 @@ impl Op for BatchNormEval {
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let [x, gamma, beta, running_mean, running_var] = inputs.try_into().expect("5 inputs");
         let params = Params::new(rec.shape(x), self.eps, 0.0);
-        let args = [x, running_mean, running_var, gamma, beta, outputs[0]]
-            .into_iter()
-            .map(arg)
-            .collect();
+        let rstd = Arg::Scratch {
+            slot: 0,
+            bytes: 4 * u64::from(params.channels),
+        };
         rec.dispatch(
-            kernel("bn_eval"),
+            kernel("bn_eval_rstd"),
             &params,
-            args,
+            vec![arg(running_var), rstd.clone()],
+            params.channel_grid(),
+        );
+        rec.dispatch(
+            kernel("bn_normalize"),
+            &params,
+            vec![
+                arg(x),
+                arg(running_mean),
+                rstd,
+                arg(gamma),
+                arg(beta),
+                arg(outputs[0]),
+            ],
             elementwise_grid(params.total as usize),
         );
     }
