@@ -7,7 +7,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sfhead::data::ntu::prepare::{self, NtuArgs};
 use sfhead::data::prepare::{Outcome, PkuPaths, prepare_pku, prepare_ucla};
 use sfhead::gpu::Gpu;
-use sfhead::model::ctrgcn::{CtrGcn, Dataset};
+use sfhead::model::ctrgcn::{
+    CtrGcn, CtrGcnConfig, Dataset, Placement, SfHeadOptions, parse_blocks,
+};
 
 /// Skeleton-based action recognition on any GPU: CTR-GCN backbones and the SF-Head module.
 #[derive(Parser)]
@@ -31,10 +33,12 @@ enum Command {
     /// Measure kernels on the chosen adapter.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Train a model: by default CTR-GCN on the bundled NW-UCLA set with CTR-GCN's recipe.
+    /// Train a model: by default CTR-GCN + SF-Head on the bundled NW-UCLA set with the SF-Head
+    /// paper's recipe.
     Train {
-        /// A named recipe: ctrgcn-ucla (the default), ctrgcn-ntu60, ctrgcn-ntu120,
-        /// ctrgcn-ucla-cosine.
+        /// A named recipe: sfhead-ucla (the default), sfhead-ntu60, sfhead-ntu120,
+        /// sfhead-pku-xsub, sfhead-pku-xview, the plain ctrgcn-* ones, or smoke (the whole loop in
+        /// about a minute on a CPU driver).
         #[arg(long, conflicts_with_all = ["config", "resume"])]
         preset: Option<String>,
         /// A TOML file with every key of a configuration (the `config.toml` of a work directory
@@ -44,9 +48,10 @@ enum Command {
         /// Override one key, e.g. `--set epochs=10 --set lr_steps=[5,8]`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
-        /// Where the configuration, the log, the checkpoints and the best scores are written.
-        #[arg(long, default_value = "work_dirs/ctrgcn-ucla")]
-        work_dir: PathBuf,
+        /// Where the configuration, the log, the checkpoints and the best scores are written
+        /// (default: work_dirs/<preset>).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
         /// Continue the run in this work directory from its last checkpoint.
         #[arg(long, value_name = "WORK_DIR")]
         resume: Option<PathBuf>,
@@ -111,6 +116,36 @@ struct ModelArgs {
     /// The benchmark the model is configured for (joints, persons, classes).
     #[arg(long, value_enum, default_value = "ntu60")]
     dataset: Dataset,
+    /// Attach SF-Head as a training-only tap.
+    #[arg(long)]
+    sfhead: bool,
+    /// Attach SF-Head in-line: the TCN consumes its output.
+    #[arg(long, conflicts_with = "sfhead")]
+    sfhead_inline: bool,
+    /// The blocks SF-Head attaches to: all, frhead (1, 5, 8, 10) or a list such as 1,5,8,10.
+    #[arg(long, default_value = "all")]
+    sfhead_blocks: String,
+}
+
+impl ModelArgs {
+    fn config(&self) -> anyhow::Result<CtrGcnConfig> {
+        let ModelKind::Ctrgcn = self.model;
+        let config = self.dataset.config();
+        if !(self.sfhead || self.sfhead_inline) {
+            return Ok(config);
+        }
+        let options = SfHeadOptions {
+            placement: if self.sfhead_inline {
+                Placement::Inline
+            } else {
+                Placement::Tap
+            },
+            blocks: parse_blocks(&self.sfhead_blocks).map_err(anyhow::Error::msg)?,
+            ..SfHeadOptions::default()
+        };
+        options.check().map_err(anyhow::Error::msg)?;
+        Ok(config.with_sf_head(options))
+    }
 }
 
 #[derive(Subcommand)]
@@ -184,7 +219,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Info {
             what: Some(InfoCommand::Model(args)),
         } => {
-            info_model(&args);
+            info_model(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Debug(DebugCommand::Grads {
@@ -194,7 +229,9 @@ fn main() -> anyhow::Result<ExitCode> {
             out,
         }) => {
             let gpu = Arc::new(Gpu::new(adapter)?);
-            let report = sfhead::train::debug_grads(&gpu, model.dataset, &weights, &input, &out)?;
+            let config = model.config()?;
+            let report =
+                sfhead::train::debug_grads(&gpu, model.dataset, config, &weights, &input, &out)?;
             println!(
                 "loss {}; wrote logits, loss and {} gradients to {}",
                 report.loss,
@@ -219,20 +256,34 @@ fn main() -> anyhow::Result<ExitCode> {
             json,
         }) => {
             let gpu = Arc::new(Gpu::new(adapter)?);
-            let t = sfhead::bench::time_step(&gpu, model.dataset, batch, frames, steps, profile)?;
+            let config = model.config()?;
+            let t = sfhead::bench::time_step(
+                &gpu,
+                model.dataset,
+                config,
+                batch,
+                frames,
+                steps,
+                profile,
+            )?;
             if json {
                 println!("{}", serde_json::to_string(&t)?);
             } else {
                 let mib = |b: u64| b as f64 / f64::from(1 << 20);
                 println!("{}", t.adapter);
                 println!(
-                    "CTR-GCN {} batch {} × {} frames: {:.1} ms per step, {:.1} samples/s, {} dispatches",
+                    "CTR-GCN {} (SF-Head {}) batch {} × {} frames: {:.1} ms per step, {:.1} samples/s, {} dispatches",
                     t.dataset,
+                    t.sfhead,
                     t.batch,
                     t.frames,
                     t.milliseconds_per_step,
                     t.samples_per_second,
                     t.dispatches
+                );
+                println!(
+                    "evaluation: {:.1} ms per batch, {} dispatches",
+                    t.eval_milliseconds_per_step, t.eval_dispatches
                 );
                 println!(
                     "memory: activations {:.1} MiB (unshared {:.1} MiB), parameters and state {:.1} MiB, scratch {:.1} MiB",
@@ -261,6 +312,8 @@ fn main() -> anyhow::Result<ExitCode> {
             resume,
         } => {
             use sfhead::train::{TrainConfig, saved_config, train};
+            let preset = preset.as_deref().unwrap_or(sfhead::train::DEFAULT_PRESET);
+            let default_dir = || PathBuf::from("work_dirs").join(preset);
             let (base, work_dir) = match (&resume, &config) {
                 (Some(dir), _) => (saved_config(dir)?, dir.clone()),
                 (None, Some(path)) => {
@@ -268,23 +321,29 @@ fn main() -> anyhow::Result<ExitCode> {
                         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                     let config = TrainConfig::from_toml(&text)
                         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                    (config, work_dir)
+                    (config, work_dir.unwrap_or_else(default_dir))
                 }
                 (None, None) => (
-                    TrainConfig::preset(preset.as_deref().unwrap_or("ctrgcn-ucla"))?,
-                    work_dir,
+                    TrainConfig::preset(preset)?,
+                    work_dir.unwrap_or_else(default_dir),
                 ),
             };
             let config = base.with_overrides(&set)?;
             let gpu = Arc::new(Gpu::new(adapter)?);
             eprintln!("{}", gpu.report().summary());
             let summary = train(&gpu, &config, &work_dir, resume.is_some(), |log| {
+                let terms: Vec<String> = log
+                    .loss_terms
+                    .iter()
+                    .map(|(name, value)| format!("{name} {value:.4}"))
+                    .collect();
                 println!(
-                    "epoch {:>3}/{}  lr {:.5}  loss {:.4}  top-1 {:.2} %  top-5 {:.2} %  {:.1} s",
+                    "epoch {:>3}/{}  lr {:.5}  loss {:.4} ({})  top-1 {:.2} %  top-5 {:.2} %  {:.1} s",
                     log.epoch + 1,
                     config.epochs,
                     log.lr,
                     log.train_loss,
+                    terms.join(", "),
                     100.0 * log.top1,
                     100.0 * log.top5,
                     log.seconds
@@ -378,21 +437,26 @@ fn info(selector: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn info_model(args: &ModelArgs) {
-    use sfhead::model::summary::{buffer_values, parameter_counts};
+fn info_model(args: &ModelArgs) -> anyhow::Result<()> {
+    use sfhead::model::summary::{buffer_values, parameter_counts, sf_head_counts};
     let mut g = sfhead::engine::Graph::new();
-    let config = args.dataset.config();
+    let config = args.config()?;
     let (joints, persons, classes) = (config.joints(), config.persons, config.classes);
+    let heads = config.sf_head.clone();
     CtrGcn::new(&mut g, config, 0);
     let counts = parameter_counts(&g);
     let total: usize = counts.iter().map(|c| c.parameters).sum();
-    let ModelKind::Ctrgcn = args.model;
+    let with = match &heads {
+        None => String::new(),
+        Some(o) if o.placement == Placement::Tap => " + SF-Head (tap)".into(),
+        Some(_) => " + SF-Head (in-line)".into(),
+    };
     println!(
-        "CTR-GCN for {} (V = {joints}, M = {persons}, K = {classes}): {total} parameters, {} buffer values",
+        "CTR-GCN{with} for {} (V = {joints}, M = {persons}, K = {classes}): {total} parameters, {} buffer values",
         format!("{:?}", args.dataset).to_lowercase(),
         buffer_values(&g)
     );
-    for part in &counts {
+    for part in counts.iter().filter(|p| p.name != "sf_heads") {
         let detail: Vec<String> = part.parts.iter().map(|(n, c)| format!("{n} {c}")).collect();
         println!(
             "  {:<8} {:>9}   {}",
@@ -401,6 +465,18 @@ fn info_model(args: &ModelArgs) {
             detail.join(", ")
         );
     }
+    if let Some(options) = &heads {
+        let rows = sf_head_counts(&g, &options.blocks, options.groups);
+        let sum: usize = rows.iter().map(|r| r.parameters).sum();
+        println!("  SF-Head: {} heads, {sum} parameters", rows.len());
+        for r in &rows {
+            println!(
+                "    {:<12} on l{:<2} C = {:<3} q = {}: {:>4} parameters ({} used by the forward)",
+                r.prefix, r.block, r.channels, r.chunk, r.parameters, r.used
+            );
+        }
+    }
+    Ok(())
 }
 
 fn bench_kernels(

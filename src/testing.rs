@@ -43,26 +43,38 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
 }
 
+/// The largest of `errors`, NaN if any is (`f64::max` would drop it, and a NaN result would pass).
+fn worst(errors: impl Iterator<Item = f64>) -> f64 {
+    errors.fold(0.0, |m: f64, e| {
+        if m.is_nan() || e.is_nan() {
+            f64::NAN
+        } else {
+            m.max(e)
+        }
+    })
+}
+
 /// Largest |got − want| relative to |want| per element, for elementwise results (a floor of
-/// 1e-30 keeps exact zeros comparable).
+/// 1e-30 keeps exact zeros comparable). NaN when any result is NaN.
 pub fn elementwise_error(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "result lengths differ");
-    got.iter()
-        .zip(want)
-        .map(|(&g, &w)| (f64::from(g) - w).abs() / w.abs().max(1e-30))
-        .fold(0.0, f64::max)
+    worst(
+        got.iter()
+            .zip(want)
+            .map(|(&g, &w)| (f64::from(g) - w).abs() / w.abs().max(1e-30)),
+    )
 }
 
 /// max |got − want| / max |want|: the norm-wise error of reductions and products, where single
-/// results may cancel to almost nothing.
+/// results may cancel to almost nothing. NaN when any result is NaN.
 pub fn normwise_error(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "result lengths differ");
     let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs())).max(1e-30);
-    got.iter()
-        .zip(want)
-        .map(|(&g, &w)| (f64::from(g) - w).abs())
-        .fold(0.0, f64::max)
-        / scale
+    worst(
+        got.iter()
+            .zip(want)
+            .map(|(&g, &w)| (f64::from(g) - w).abs()),
+    ) / scale
 }
 
 /// Tolerance for elementwise ops in fp32.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sfhead::engine::{Executor, Graph, Store};
-use sfhead::model::ctrgcn::{CtrGcn, Dataset};
+use sfhead::model::ctrgcn::{CtrGcn, CtrGcnConfig, Dataset, SfHeadOptions};
 use sfhead::ops::batch_norm::Mode;
 use sfhead::testing::{gpu, uniform};
 use sfhead::train::{OutputTensor, StepOptions, TrainStep, save, write_tensors};
@@ -41,14 +41,44 @@ fn info_model_prints_the_exact_counts_and_blocks() {
     }
 }
 
-/// A UCLA-sized CTR-GCN (V = 20, M = 1, K = 10) on 2 short clips, small enough for lavapipe.
+#[test]
+fn info_model_prints_each_sf_head() {
+    let out = sfhead(&["info", "model", "--dataset", "ntu60", "--sfhead"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("1450064 parameters"), "{text}");
+    assert!(
+        text.contains("SF-Head: 10 heads, 3392 parameters"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sf_heads.0") && text.contains("320 parameters (316 used"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sf_heads.9") && text.contains("368 parameters"),
+        "{text}"
+    );
+    let out = sfhead(&["info", "model", "--sfhead", "--sfhead-blocks", "frhead"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("SF-Head: 4 heads, 1392 parameters"), "{text}");
+}
+
+/// A UCLA-sized CTR-GCN (V = 20, M = 1, K = 10) with SF-Head on 2 short clips, small enough for
+/// lavapipe.
 const SHAPE: [usize; 5] = [2, 3, 8, 20, 1];
 const LABELS: [u32; 2] = [3, 7];
+
+fn model() -> CtrGcnConfig {
+    Dataset::Ucla
+        .config()
+        .with_sf_head(SfHeadOptions::default())
+}
 
 fn write_inputs(dir: &Path) -> (PathBuf, PathBuf, Vec<f32>) {
     let gpu = gpu();
     let mut g = Graph::new();
-    CtrGcn::new(&mut g, Dataset::Ucla.config(), 5);
+    CtrGcn::new(&mut g, model(), 5);
     let mut store = Store::new();
     Executor::compile(&gpu, &g, &mut store, &[]).unwrap();
     let weights = dir.join("weights.safetensors");
@@ -76,6 +106,7 @@ fn debug_grads_writes_what_the_library_step_computes() {
             "ctrgcn".into(),
             "--dataset".into(),
             "ucla".into(),
+            "--sfhead".into(),
             "--weights".into(),
             weights.display().to_string(),
             "--input".into(),
@@ -129,15 +160,23 @@ fn debug_grads_writes_what_the_library_step_computes() {
         keep_gradients: true,
     };
     let step = TrainStep::build(&gpu, &mut store, &SHAPE, options, |g, x| {
-        CtrGcn::new(g, Dataset::Ucla.config(), 0).forward(g, x, Mode::Train)
+        CtrGcn::new(g, model(), 0).forward_with_losses(g, x, Mode::Train)
     })
     .unwrap();
     sfhead::train::load(&gpu, &store, &weights).unwrap();
     let loss = step.step(&x, &LABELS, 0.0).unwrap();
     assert_eq!(read("loss"), vec![loss]);
     assert_eq!(read("logits"), step.logits().unwrap());
+    let terms = step.loss_terms().unwrap();
+    let names: Vec<&str> = terms.iter().map(|t| t.0).collect();
+    assert_eq!(names, ["ce", "con", "red"]);
+    for (name, value) in &terms {
+        assert_eq!(read(&format!("loss.{name}")), vec![*value], "{name}");
+    }
     let gradients = step.gradients().unwrap();
-    assert_eq!(file.names().len(), 2 + gradients.len());
+    // SF-Head's unused `bn` has no gradient: 10 heads × weight and bias.
+    assert_eq!(gradients.len(), 564 + 10 * 18 - 10 * 2);
+    assert_eq!(file.names().len(), 2 + terms.len() + gradients.len());
     for (key, g) in gradients {
         assert_eq!(read(&format!("grad.{key}")), g, "{key}");
         let shape = file

@@ -1,5 +1,6 @@
-//! `sfhead train` on the bundled NW-UCLA set, cut down to seconds: the same configuration gives
-//! bit-identical runs, and a run stopped and resumed matches an uninterrupted one.
+//! `sfhead train` on the bundled NW-UCLA set (its main job: CTR-GCN + SF-Head), cut down to
+//! seconds: the same configuration gives bit-identical runs, and a run stopped and resumed matches
+//! an uninterrupted one.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,7 @@ use sfhead::testing::gpu;
 use sfhead::train::{EpochLog, TrainConfig, train};
 
 fn tiny(epochs: usize) -> TrainConfig {
-    TrainConfig::preset("ctrgcn-ucla")
+    TrainConfig::preset(sfhead::train::DEFAULT_PRESET)
         .unwrap()
         .with_overrides(&[
             format!("epochs={epochs}"),
@@ -59,6 +60,8 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
         assert_eq!(log.batch_losses.len(), 2);
         assert!(log.batch_losses.iter().all(|l| l.is_finite()));
         assert_eq!(log.test_samples, 4);
+        let terms: Vec<&str> = log.loss_terms.keys().map(String::as_str).collect();
+        assert_eq!(terms, ["ce", "con", "red"]);
     }
     assert!(straight.join("best.safetensors").exists());
     assert!(straight.join("best_scores.safetensors").exists());

@@ -1,14 +1,14 @@
-//! Time of one CTR-GCN training step (forward, loss, backward, SGD) on the adapter in use, with
-//! the planner's memory.
+//! Time of one CTR-GCN training step (forward, loss, backward, SGD) and of one evaluation
+//! forward on the adapter in use, with the planner's memory.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::engine::{MemoryReport, Store};
+use crate::engine::{Executor, Graph, MemoryReport, Store};
 use crate::gpu::Gpu;
-use crate::model::ctrgcn::{CtrGcn, Dataset, IN_CHANNELS};
+use crate::model::ctrgcn::{CtrGcn, CtrGcnConfig, Dataset, IN_CHANNELS, Placement};
 use crate::model::init::Init;
 use crate::ops::batch_norm::Mode;
 use crate::ops::sgd::SgdConfig;
@@ -18,6 +18,8 @@ use crate::train::TrainStep;
 pub struct StepTiming {
     pub adapter: String,
     pub dataset: String,
+    /// off, tap or inline.
+    pub sfhead: String,
     pub batch: usize,
     pub frames: usize,
     pub milliseconds_per_step: f64,
@@ -27,6 +29,9 @@ pub struct StepTiming {
     pub persistent_bytes: u64,
     pub scratch_bytes: u64,
     pub dispatches: usize,
+    /// The same model's evaluation forward on the same batch.
+    pub eval_milliseconds_per_step: f64,
+    pub eval_dispatches: usize,
     /// Milliseconds per kernel (shader entry point) over one profiled step, largest first;
     /// empty unless profiling was asked for.
     pub kernels: Vec<(String, f64)>,
@@ -37,17 +42,23 @@ pub struct StepTiming {
 pub fn time_step(
     gpu: &Arc<Gpu>,
     dataset: Dataset,
+    config: CtrGcnConfig,
     batch: usize,
     frames: usize,
     steps: usize,
     profile: bool,
 ) -> anyhow::Result<StepTiming> {
-    let config = dataset.config();
+    let sfhead = match &config.sf_head {
+        None => "off",
+        Some(o) if o.placement == Placement::Tap => "tap",
+        Some(_) => "inline",
+    }
+    .to_string();
     let (joints, persons, classes) = (config.joints(), config.persons, config.classes);
     let shape = [batch, IN_CHANNELS, frames, joints, persons];
     let mut store = Store::new();
     let step = TrainStep::new(gpu, &mut store, &shape, SgdConfig::default(), |g, x| {
-        CtrGcn::new(g, config, 1).forward(g, x, Mode::Train)
+        CtrGcn::new(g, config.clone(), 1).forward_with_losses(g, x, Mode::Train)
     })?;
     let x = Init::new(1).uniform(shape.iter().product(), -1.0, 1.0);
     let labels: Vec<u32> = (0..batch).map(|i| (i % classes) as u32).collect();
@@ -59,6 +70,21 @@ pub fn time_step(
         step.step(&x, &labels, 0.01)?;
     }
     let seconds = start.elapsed().as_secs_f64() / steps.max(1) as f64;
+
+    let mut g = Graph::new();
+    let input = g.input("x", &shape);
+    let logits = CtrGcn::new(&mut g, config, 1).forward(&mut g, input, Mode::Eval);
+    let eval = Executor::compile(gpu, &g, &mut store, &[logits])?;
+    eval.write(input, &x)?;
+    eval.run();
+    eval.read(logits)?;
+    let start = Instant::now();
+    for _ in 0..steps.max(1) {
+        eval.write(input, &x)?;
+        eval.run();
+        eval.read(logits)?;
+    }
+    let eval_seconds = start.elapsed().as_secs_f64() / steps.max(1) as f64;
     let mut kernels: Vec<(String, f64)> = Vec::new();
     if profile {
         for (label, time) in step.executor().profile() {
@@ -84,6 +110,7 @@ pub fn time_step(
     Ok(StepTiming {
         adapter: gpu.report().summary(),
         dataset: format!("{dataset:?}").to_lowercase(),
+        sfhead,
         batch,
         frames,
         milliseconds_per_step: seconds * 1e3,
@@ -93,6 +120,8 @@ pub fn time_step(
         persistent_bytes,
         scratch_bytes,
         dispatches: step.executor().dispatch_labels().len(),
+        eval_milliseconds_per_step: eval_seconds * 1e3,
+        eval_dispatches: eval.dispatch_labels().len(),
         kernels,
     })
 }

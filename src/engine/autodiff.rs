@@ -25,6 +25,22 @@ impl Graph {
         loss: TensorId,
         wrt: &[TensorId],
     ) -> Result<Vec<TensorId>, AutodiffError> {
+        let grads = self.backward_partial(loss, wrt)?;
+        wrt.iter()
+            .zip(grads)
+            .map(|(t, grad)| {
+                grad.ok_or_else(|| AutodiffError::NoGradient(self.tensor(*t).name.clone()))
+            })
+            .collect()
+    }
+
+    /// As [`Graph::backward`], with `None` for the tensors `loss` does not depend on (a
+    /// declared but unused parameter, which PyTorch's optimisers also leave untouched).
+    pub fn backward_partial(
+        &mut self,
+        loss: TensorId,
+        wrt: &[TensorId],
+    ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
         let forward_nodes = self.nodes().len();
         let mut requires = vec![false; self.tensors().count()];
         for &t in wrt {
@@ -85,13 +101,6 @@ impl Graph {
                 grads.insert(input, summed);
             }
         }
-        wrt.iter()
-            .map(|t| {
-                grads
-                    .get(t)
-                    .copied()
-                    .ok_or_else(|| AutodiffError::NoGradient(self.tensor(*t).name.clone()))
-            })
-            .collect()
+        Ok(wrt.iter().map(|t| grads.get(t).copied()).collect())
     }
 }

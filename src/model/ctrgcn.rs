@@ -1,15 +1,24 @@
 //! CTR-GCN (reference-spec §1) as one graph: `data_bn` over (M·V·C) channels, ten blocks of
 //! unit_gcn → MS-TCN with a residual, and a head that averages over frames, joints and persons
 //! before a Linear layer. Parameters and buffers carry PyTorch's state-dict keys in its order.
+//!
+//! With SF-Head (reference-spec §2.6) a head reads the unit_gcn output of each chosen block: as a
+//! training-only tap (the TCN consumes the GCN output unchanged, the heads only add their losses'
+//! gradients, and evaluation is plain CTR-GCN) or in-line (the TCN consumes the head's output).
+//! The heads' tensors follow `fc` as `sf_heads.{i}.<key>`.
 
 use super::init::Init;
 use super::ms_tcn::{MsTcn, UnitTcn};
+use super::sf_head::{ChannelError, Combine, SfFeatures, SfHead, SfLossConfig};
 use super::topology::Topology;
 use super::unit_gcn::{UnitGcn, UnitGcnConfig};
+use super::{LossTerm, ModelOutput};
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::reshape::reshape;
-use crate::ops::{add::add, linear::linear, permute::permute, reduce::mean, relu::relu};
+use crate::ops::{
+    add::add, linear::linear, mul::scale, permute::permute, reduce::mean, relu::relu,
+};
 
 /// (C_in, C_out, temporal stride) of blocks l1…l10.
 pub const BLOCKS: [(usize, usize, usize); 10] = [
@@ -36,6 +45,8 @@ pub enum Dataset {
     Ntu60,
     Ntu120,
     Ucla,
+    /// PKU-MMD Phase I: 51 actions, Kinect v2's 25 joints, up to two persons.
+    Pku,
 }
 
 impl Dataset {
@@ -44,12 +55,94 @@ impl Dataset {
             Dataset::Ntu60 => (60, 2, "ntu25"),
             Dataset::Ntu120 => (120, 2, "ntu25"),
             Dataset::Ucla => (10, 1, "ucla20"),
+            Dataset::Pku => (51, 2, "ntu25"),
         };
         CtrGcnConfig {
             classes,
             persons,
             topology: Topology::shipped(topology).expect("shipped topologies are valid"),
+            sf_head: None,
         }
+    }
+}
+
+/// Whether the network consumes SF-Head's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Training-only: the heads read the GCN output and add their losses; the TCN consumes the
+    /// GCN output unchanged, so evaluation is plain CTR-GCN.
+    Tap,
+    /// The TCN consumes the head's output, in training and evaluation.
+    Inline,
+}
+
+/// Every block, the default attachment.
+pub const ALL_BLOCKS: [usize; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+/// FR-Head's choice of blocks.
+pub const FRHEAD_BLOCKS: [usize; 4] = [1, 5, 8, 10];
+
+/// SF-Head on CTR-GCN: where, how, and the losses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SfHeadOptions {
+    pub placement: Placement,
+    /// 1-based block numbers, ascending.
+    pub blocks: Vec<usize>,
+    pub groups: usize,
+    pub loss: SfLossConfig,
+}
+
+impl Default for SfHeadOptions {
+    fn default() -> Self {
+        Self {
+            placement: Placement::Tap,
+            blocks: ALL_BLOCKS.to_vec(),
+            groups: super::sf_head::DEFAULT_GROUPS,
+            loss: SfLossConfig::default(),
+        }
+    }
+}
+
+/// Block numbers from text: `all`, `frhead` (FR-Head's 1, 5, 8, 10) or a comma-separated list,
+/// returned ascending without repeats.
+pub fn parse_blocks(text: &str) -> Result<Vec<usize>, String> {
+    let mut blocks = match text.trim() {
+        "all" => ALL_BLOCKS.to_vec(),
+        "frhead" => FRHEAD_BLOCKS.to_vec(),
+        list => list
+            .split(',')
+            .map(|b| b.trim().parse::<usize>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                format!(
+                    "SF-Head blocks: all, frhead or block numbers such as \"1,5,8,10\", not `{list}`"
+                )
+            })?,
+    };
+    blocks.sort_unstable();
+    blocks.dedup();
+    if blocks.is_empty() {
+        return Err("SF-Head blocks: at least one block".into());
+    }
+    Ok(blocks)
+}
+
+impl SfHeadOptions {
+    /// Refuses block numbers outside l1…l10 and widths the groups cannot split.
+    pub fn check(&self) -> Result<(), String> {
+        for &b in &self.blocks {
+            let Some(&(_, width, _)) = b.checked_sub(1).and_then(|i| BLOCKS.get(i)) else {
+                return Err(format!("SF-Head block {b}: CTR-GCN has blocks 1 to 10"));
+            };
+            if self.groups == 0 || !width.is_multiple_of(4 * self.groups) {
+                return Err(ChannelError {
+                    block: format!("l{b}"),
+                    channels: width,
+                    groups: self.groups,
+                }
+                .to_string());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -59,11 +152,20 @@ pub struct CtrGcnConfig {
     /// M: persons per sample, folded into the batch (row n·M + m).
     pub persons: usize,
     pub topology: Topology,
+    pub sf_head: Option<SfHeadOptions>,
 }
 
 impl CtrGcnConfig {
     pub fn joints(&self) -> usize {
         self.topology.joint_count()
+    }
+
+    /// The same network with SF-Head attached as `options` say.
+    pub fn with_sf_head(self, options: SfHeadOptions) -> Self {
+        Self {
+            sf_head: Some(options),
+            ..self
+        }
     }
 }
 
@@ -80,6 +182,8 @@ struct Block {
     gcn: UnitGcn,
     tcn: MsTcn,
     residual: Residual,
+    /// Index into `CtrGcn::sf_heads` of the head attached here.
+    sf_head: Option<usize>,
 }
 
 pub struct CtrGcn {
@@ -88,6 +192,7 @@ pub struct CtrGcn {
     blocks: Vec<Block>,
     fc_weight: TensorId,
     fc_bias: TensorId,
+    sf_heads: Vec<SfHead>,
 }
 
 impl CtrGcn {
@@ -130,9 +235,14 @@ impl CtrGcn {
                     let name = format!("{prefix}.residual");
                     Residual::Unit(UnitTcn::new(g, &name, (cin, cout), stride, &mut init))
                 };
-                Block { gcn, tcn, residual }
+                Block {
+                    gcn,
+                    tcn,
+                    residual,
+                    sf_head: None,
+                }
             })
-            .collect();
+            .collect::<Vec<_>>();
         let fc_std = (2.0 / k as f32).sqrt();
         let fc_weight = g.parameter(
             "fc.weight",
@@ -142,12 +252,32 @@ impl CtrGcn {
         // Only the weight is re-initialised; the bias keeps PyTorch's default U(±1/√fan_in).
         let bound = 1.0 / (FEATURES as f32).sqrt();
         let fc_bias = g.parameter("fc.bias", &[k], init.uniform(k, -bound, bound));
+        let mut blocks = blocks;
+        let mut sf_heads = Vec::new();
+        if let Some(options) = &config.sf_head {
+            for (i, &b) in options.blocks.iter().enumerate() {
+                let width = BLOCKS[b - 1].1;
+                let prefix = format!("sf_heads.{i}");
+                let head = SfHead::new(
+                    g,
+                    &prefix,
+                    &format!("l{b}"),
+                    width,
+                    options.groups,
+                    &mut init,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+                blocks[b - 1].sf_head = Some(sf_heads.len());
+                sf_heads.push(head);
+            }
+        }
         Self {
             config,
             data_bn,
             blocks,
             fc_weight,
             fc_bias,
+            sf_heads,
         }
     }
 
@@ -157,6 +287,12 @@ impl CtrGcn {
 
     /// Logits (N, K) of a batch `x` (N, 3, T, V, M).
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        self.forward_with_losses(g, x, mode).logits
+    }
+
+    /// Logits and, in training with SF-Head, its two losses (F-CL as `con`, F-RL as `red`),
+    /// combined over the heads and weighted as the options say.
+    pub fn forward_with_losses(&self, g: &mut Graph, x: TensorId, mode: Mode) -> ModelOutput {
         let shape = g.shape(x).to_vec();
         let [n, c, t, v, m] = shape[..] else {
             panic!("CTR-GCN takes (N, C, T, V, M), got {shape:?}");
@@ -170,8 +306,19 @@ impl CtrGcn {
         let h = permute(g, x, &shape, &[0, 4, 3, 1, 2], &[n, m * v * c, t]);
         let h = self.data_bn.apply(g, h, mode);
         let mut h = permute(g, h, &[n, m, v, c, t], &[0, 1, 3, 4, 2], &[n * m, c, t, v]);
+        let mut features: Vec<SfFeatures> = Vec::new();
         for block in &self.blocks {
-            let y = block.gcn.forward(g, h, mode);
+            let mut y = block.gcn.forward(g, h, mode);
+            if let (Some(i), Some(options)) = (block.sf_head, &self.config.sf_head) {
+                let inline = options.placement == Placement::Inline;
+                if inline || mode == Mode::Train {
+                    let (out, f) = self.sf_heads[i].forward(g, y, mode);
+                    features.push(f);
+                    if inline {
+                        y = out;
+                    }
+                }
+            }
             let y = block.tcn.forward(g, y, mode);
             let y = match &block.residual {
                 Residual::Zero => y,
@@ -186,6 +333,51 @@ impl CtrGcn {
         let hs = g.shape(h).to_vec();
         let h = reshape(g, h, &[n, m, hs[1], hs[2] * hs[3]]);
         let pooled = mean(g, h, &[1, 3]);
-        linear(g, pooled, self.fc_weight, Some(self.fc_bias))
+        let logits = linear(g, pooled, self.fc_weight, Some(self.fc_bias));
+        let losses = match &self.config.sf_head {
+            Some(options) if mode == Mode::Train => self.sf_losses(g, options, &features, n, m),
+            _ => Vec::new(),
+        };
+        ModelOutput { logits, losses }
+    }
+
+    /// F-CL and F-RL of every head, summed or averaged over the heads.
+    fn sf_losses(
+        &self,
+        g: &mut Graph,
+        options: &SfHeadOptions,
+        features: &[SfFeatures],
+        samples: usize,
+        persons: usize,
+    ) -> Vec<LossTerm> {
+        let loss = &options.loss;
+        let mut total: Option<(TensorId, TensorId)> = None;
+        for f in features {
+            let head = loss.losses(g, f, samples, persons);
+            total = Some(match total {
+                None => (head.con, head.red),
+                Some((con, red)) => (add(g, con, head.con), add(g, red, head.red)),
+            });
+        }
+        let Some((mut con, mut red)) = total else {
+            return Vec::new();
+        };
+        if loss.heads == Combine::Mean {
+            let share = 1.0 / features.len() as f32;
+            con = scale(g, con, share);
+            red = scale(g, red, share);
+        }
+        vec![
+            LossTerm {
+                name: "con",
+                value: con,
+                weight: loss.lambda_con,
+            },
+            LossTerm {
+                name: "red",
+                value: red,
+                weight: loss.lambda_red,
+            },
+        ]
     }
 }

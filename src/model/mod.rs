@@ -5,9 +5,36 @@ pub mod ctrgcn;
 pub mod init;
 pub mod layers;
 pub mod ms_tcn;
+pub mod sf_head;
 pub mod summary;
 pub mod tiny;
 pub mod topology;
 pub mod unit_gcn;
 
 pub use topology::{ParentTree, SpatialAdjacency, Topology};
+
+use crate::engine::TensorId;
+
+/// A loss a model adds to the cross-entropy of its logits: `weight · value`, `value` one value.
+#[derive(Debug, Clone, Copy)]
+pub struct LossTerm {
+    pub name: &'static str,
+    pub value: TensorId,
+    pub weight: f32,
+}
+
+/// What a model's training forward produces: logits and any losses of its own.
+#[derive(Debug, Clone)]
+pub struct ModelOutput {
+    pub logits: TensorId,
+    pub losses: Vec<LossTerm>,
+}
+
+impl From<TensorId> for ModelOutput {
+    fn from(logits: TensorId) -> Self {
+        Self {
+            logits,
+            losses: Vec::new(),
+        }
+    }
+}

@@ -50,6 +50,54 @@ pub fn buffer_values(g: &Graph) -> usize {
         .sum()
 }
 
+/// One SF-Head instance's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadCount {
+    /// `sf_heads.{i}`.
+    pub prefix: String,
+    /// The block it reads (1-based).
+    pub block: usize,
+    pub channels: usize,
+    /// q, channels per chunk.
+    pub chunk: usize,
+    pub parameters: usize,
+    /// Without the official module's unused `bn`.
+    pub used: usize,
+}
+
+/// Parameters of each `sf_heads.{i}` of a graph; `blocks` are the blocks the heads attach to,
+/// in head order, and `groups` their channel groups G.
+pub fn sf_head_counts(g: &Graph, blocks: &[usize], groups: usize) -> Vec<HeadCount> {
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(i, &block)| {
+            let prefix = format!("sf_heads.{i}");
+            let (mut parameters, mut unused, mut chunk) = (0, 0, 0);
+            for (_, t) in g.tensors().filter(|(_, t)| t.role == Role::Parameter) {
+                let Some(key) = t.name.strip_prefix(&format!("{prefix}.")) else {
+                    continue;
+                };
+                parameters += t.numel();
+                if key.starts_with("bn.") {
+                    unused += t.numel();
+                }
+                if key == "gn.weight" {
+                    chunk = t.numel();
+                }
+            }
+            HeadCount {
+                prefix,
+                block,
+                channels: chunk * 4 * groups,
+                chunk,
+                parameters,
+                used: parameters - unused,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

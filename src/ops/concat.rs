@@ -1,5 +1,5 @@
 //! Concatenation along the channel axis (axis 1) of (B, C_i, ...) tensors that agree on every
-//! other axis. The backward hands each input its channel slice of the output gradient.
+//! other axis, and its inverse `split`. The backward of each is the other.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -41,6 +41,9 @@ struct ChannelSlice {
     offset: usize,
 }
 
+#[derive(Debug)]
+struct Split;
+
 /// `parts` side by side along axis 1, in order.
 pub fn concat(g: &mut Graph, parts: &[TensorId]) -> TensorId {
     assert!(!parts.is_empty(), "concat needs at least one part");
@@ -58,6 +61,29 @@ pub fn concat(g: &mut Graph, parts: &[TensorId]) -> TensorId {
     let y = g.activation("concat", &shape);
     g.push(Concat, parts, &[y]);
     y
+}
+
+/// `x` (B, C, ...) cut along axis 1 into consecutive parts of `widths` channels (summing to C),
+/// each copied into a tensor of its own.
+pub fn split(g: &mut Graph, x: TensorId, widths: &[usize]) -> Vec<TensorId> {
+    let shape = g.shape(x).to_vec();
+    assert!(shape.len() >= 2, "split needs (B, C, ...), got {shape:?}");
+    assert_eq!(
+        widths.iter().sum::<usize>(),
+        shape[1],
+        "split widths {widths:?} do not add up to the {} channels of {shape:?}",
+        shape[1]
+    );
+    let parts: Vec<TensorId> = widths
+        .iter()
+        .map(|&w| {
+            let mut part = shape.clone();
+            part[1] = w;
+            g.activation("split", &part)
+        })
+        .collect();
+    g.push(Split, &[x], &parts);
+    parts
 }
 
 impl Op for Concat {
@@ -98,6 +124,41 @@ impl Op for Concat {
             offset += g.shape(part)[1];
         }
         Ok(grads)
+    }
+}
+
+impl Op for Split {
+    fn name(&self) -> &'static str {
+        "split"
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+        let mut offset = 0;
+        for &part in outputs {
+            ChannelSlice { offset }.record(rec, inputs, &[part]);
+            offset += rec.shape(part)[1];
+        }
+    }
+
+    fn backward(
+        &self,
+        g: &mut Graph,
+        ctx: &GradContext<'_>,
+    ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
+        // A part that does not reach the loss contributes zeros to the assembled gradient.
+        let parts: Vec<TensorId> = ctx
+            .outputs
+            .iter()
+            .zip(ctx.grads)
+            .map(|(&part, grad)| {
+                grad.unwrap_or_else(|| {
+                    let shape = g.shape(part).to_vec();
+                    let n = g.numel(part);
+                    g.constant("split.zero_grad", &shape, vec![0.0; n])
+                })
+            })
+            .collect();
+        Ok(vec![Some(concat(g, &parts))])
     }
 }
 

@@ -17,6 +17,13 @@ pub fn mul(g: &mut Graph, a: TensorId, b: TensorId) -> TensorId {
     out
 }
 
+/// `x · s` for a constant `s` (loss weights, averages over heads).
+pub fn scale(g: &mut Graph, x: TensorId, s: f32) -> TensorId {
+    let shape = g.shape(x).to_vec();
+    let c = g.constant("scale", &shape, vec![s; g.numel(x)]);
+    mul(g, x, c)
+}
+
 impl Op for Mul {
     fn name(&self) -> &'static str {
         "mul"

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ctrgcn::Dataset;
+use crate::model::ctrgcn::{Dataset, Placement, SfHeadOptions, parse_blocks};
+use crate::model::sf_head::{Combine, Item, SfLossConfig};
+use crate::ops::sf_loss::PhiSign;
 
 /// Everything a training run depends on. Saved beside its checkpoints, so a run can resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +45,30 @@ pub struct TrainConfig {
     pub eval_limit: usize,
     /// Batch-assembly threads (0: one per core).
     pub threads: usize,
+    /// SF-Head: off, tap (training-only, the default of the SF-Head presets) or inline.
+    pub sfhead: String,
+    /// The blocks a head attaches to: all, frhead (FR-Head's 1, 5, 8, 10) or a list such as
+    /// "1,5,8,10".
+    pub sfhead_blocks: String,
+    /// Channel groups G.
+    pub sfhead_groups: usize,
+    /// Weights of F-CL and F-RL in the total loss.
+    pub lambda_con: f32,
+    pub lambda_red: f32,
+    /// α of the modified cosine, τ of F-RL, m and γ of the losses, ε of F-CL's focal gate.
+    pub sfhead_alpha: f32,
+    pub sfhead_tau: f32,
+    pub sfhead_margin: f32,
+    pub sfhead_gamma: f32,
+    pub sfhead_eps: f32,
+    /// Sign of F-CL's φ: focal (−(1−δ)^γ·log δ) or printed (the paper's +).
+    pub sfhead_phi: String,
+    /// What one item of the losses is: sample (persons concatenated), mean_persons or rows.
+    pub sfhead_item: String,
+    /// F-CL's four terms: sum or mean.
+    pub sfhead_fcl_terms: String,
+    /// Over the heads: mean or sum.
+    pub sfhead_heads: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,17 +82,32 @@ pub enum ConfigError {
 }
 
 /// The names [`TrainConfig::preset`] knows.
-pub const PRESETS: [&str; 4] = [
+pub const PRESETS: [&str; 12] = [
+    "sfhead-ucla",
+    "sfhead-ntu60",
+    "sfhead-ntu120",
+    "sfhead-pku-xsub",
+    "sfhead-pku-xview",
     "ctrgcn-ucla",
     "ctrgcn-ntu60",
     "ctrgcn-ntu120",
     "ctrgcn-ucla-cosine",
+    "ctrgcn-pku-xsub",
+    "ctrgcn-pku-xview",
+    "smoke",
 ];
+
+/// The preset `sfhead train` uses when given none: CTR-GCN + SF-Head on the bundled NW-UCLA set.
+pub const DEFAULT_PRESET: &str = "sfhead-ucla";
 
 impl TrainConfig {
     /// A named recipe. `ctrgcn-*` are CTR-GCN's own (reference-spec §5.1): SGD with Nesterov,
     /// base learning rate 0.1, 5 warm-up epochs, 65 epochs with steps; `ctrgcn-ucla-cosine` is the
-    /// SF-Head paper's schedule (90 epochs, cosine from 0.1 to 1e-4) on NW-UCLA.
+    /// SF-Head paper's schedule (90 epochs, cosine from 0.1 to 1e-4) on NW-UCLA. `sfhead-*` are
+    /// CTR-GCN + SF-Head (tap on every block) with the paper's recipe (§4.2: 90 epochs, 5 warm-up,
+    /// cosine from 0.1 to 1e-4, weight decay 4e-4). PKU-MMD I reads the `.npz` of
+    /// `sfhead prepare pku` (`data` = its path). `smoke` runs the whole loop on a few NW-UCLA
+    /// clips in about a minute on a CPU driver.
     pub fn preset(name: &str) -> Result<Self, ConfigError> {
         let ucla = Self {
             dataset: "ucla".into(),
@@ -91,6 +132,20 @@ impl TrainConfig {
             max_batches: 0,
             eval_limit: 0,
             threads: 0,
+            sfhead: "off".into(),
+            sfhead_blocks: "all".into(),
+            sfhead_groups: crate::model::sf_head::DEFAULT_GROUPS,
+            lambda_con: 0.2,
+            lambda_red: 0.1,
+            sfhead_alpha: crate::ops::sf_loss::ALPHA,
+            sfhead_tau: crate::ops::sf_loss::TAU,
+            sfhead_margin: crate::ops::sf_loss::MARGIN,
+            sfhead_gamma: crate::ops::sf_loss::GAMMA,
+            sfhead_eps: crate::ops::sf_loss::EPS,
+            sfhead_phi: "focal".into(),
+            sfhead_item: "sample".into(),
+            sfhead_fcl_terms: "sum".into(),
+            sfhead_heads: "mean".into(),
         };
         let ntu = |dataset: &str| Self {
             dataset: dataset.into(),
@@ -101,13 +156,39 @@ impl TrainConfig {
             lr_steps: vec![35, 55],
             ..ucla.clone()
         };
+        // The SF-Head paper's recipe on top of a backbone's data settings.
+        let paper = |base: Self| Self {
+            sfhead: "tap".into(),
+            epochs: 90,
+            schedule: "cosine".into(),
+            warmup_epochs: 5,
+            weight_decay: 4e-4,
+            ..base
+        };
         match name {
             "ctrgcn-ucla" => Ok(ucla),
             "ctrgcn-ntu60" => Ok(ntu("ntu60")),
             "ctrgcn-ntu120" => Ok(ntu("ntu120")),
+            "ctrgcn-pku-xsub" | "ctrgcn-pku-xview" => Ok(ntu("pku")),
             "ctrgcn-ucla-cosine" => Ok(Self {
                 epochs: 90,
                 schedule: "cosine".into(),
+                ..ucla
+            }),
+            "sfhead-ucla" => Ok(paper(ucla)),
+            "sfhead-ntu60" => Ok(paper(ntu("ntu60"))),
+            "sfhead-ntu120" => Ok(paper(ntu("ntu120"))),
+            "sfhead-pku-xsub" | "sfhead-pku-xview" => Ok(paper(ntu("pku"))),
+            "smoke" => Ok(Self {
+                sfhead: "tap".into(),
+                epochs: 2,
+                batch_size: 4,
+                test_batch_size: 8,
+                frames: 16,
+                repeat: 1,
+                warmup_epochs: 1,
+                max_batches: 3,
+                eval_limit: 16,
                 ..ucla
             }),
             other => Err(ConfigError::Preset(other.into())),
@@ -155,15 +236,87 @@ impl TrainConfig {
             "ntu60" => Ok(Dataset::Ntu60),
             "ntu120" => Ok(Dataset::Ntu120),
             "ucla" => Ok(Dataset::Ucla),
+            "pku" => Ok(Dataset::Pku),
             other => Err(ConfigError::Invalid(format!(
-                "dataset `{other}`: ntu60, ntu120 or ucla"
+                "dataset `{other}`: ntu60, ntu120, ucla or pku"
             ))),
         }
+    }
+
+    /// SF-Head as configured (`None` when `sfhead = "off"`).
+    pub fn sf_head(&self) -> Result<Option<SfHeadOptions>, ConfigError> {
+        let invalid = |key: &str, allowed: &str, value: &str| {
+            ConfigError::Invalid(format!("{key}: {allowed}, not `{value}`"))
+        };
+        let placement = match self.sfhead.as_str() {
+            "off" => return Ok(None),
+            "tap" => Placement::Tap,
+            "inline" => Placement::Inline,
+            other => return Err(invalid("sfhead", "off, tap or inline", other)),
+        };
+        let phi = match self.sfhead_phi.as_str() {
+            "focal" => PhiSign::Focal,
+            "printed" => PhiSign::Printed,
+            other => return Err(invalid("sfhead_phi", "focal or printed", other)),
+        };
+        let item = match self.sfhead_item.as_str() {
+            "sample" => Item::Sample,
+            "mean_persons" => Item::MeanPersons,
+            "rows" => Item::Rows,
+            other => {
+                return Err(invalid(
+                    "sfhead_item",
+                    "sample, mean_persons or rows",
+                    other,
+                ));
+            }
+        };
+        let combine = |key: &str, value: &str| match value {
+            "sum" => Ok(Combine::Sum),
+            "mean" => Ok(Combine::Mean),
+            other => Err(invalid(key, "sum or mean", other)),
+        };
+        let blocks = parse_blocks(&self.sfhead_blocks).map_err(ConfigError::Invalid)?;
+        let options = SfHeadOptions {
+            placement,
+            blocks,
+            groups: self.sfhead_groups,
+            loss: SfLossConfig {
+                alpha: self.sfhead_alpha,
+                tau: self.sfhead_tau,
+                margin: self.sfhead_margin,
+                gamma: self.sfhead_gamma,
+                eps: self.sfhead_eps,
+                phi,
+                item,
+                fcl_terms: combine("sfhead_fcl_terms", &self.sfhead_fcl_terms)?,
+                heads: combine("sfhead_heads", &self.sfhead_heads)?,
+                lambda_con: self.lambda_con,
+                lambda_red: self.lambda_red,
+            },
+        };
+        options.check().map_err(ConfigError::Invalid)?;
+        if !(self.sfhead_tau > 0.0 && self.sfhead_alpha > 0.0) {
+            return Err(ConfigError::Invalid(
+                "sfhead_tau and sfhead_alpha must be positive".into(),
+            ));
+        }
+        Ok(Some(options))
+    }
+
+    /// The network this configuration trains.
+    pub fn model(&self) -> Result<crate::model::ctrgcn::CtrGcnConfig, ConfigError> {
+        let model = self.dataset()?.config();
+        Ok(match self.sf_head()? {
+            Some(options) => model.with_sf_head(options),
+            None => model,
+        })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.into()));
         self.dataset()?;
+        self.sf_head()?;
         if !["joint", "bone"].contains(&self.stream.as_str()) {
             return invalid("stream: joint or bone");
         }
@@ -178,6 +331,9 @@ impl TrainConfig {
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return invalid("lr: a positive number");
+        }
+        if self.dataset == "pku" && self.data.is_empty() {
+            return invalid("PKU-MMD training needs `data`: the .npz of `sfhead prepare pku`");
         }
         if self.dataset != "ucla" && self.data.is_empty() {
             return invalid("NTU training needs `data`: a packed file from `sfhead prepare ntu`");

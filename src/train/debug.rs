@@ -13,7 +13,7 @@ use super::step::{StepOptions, TrainStep};
 use crate::data::{DataError, Place};
 use crate::engine::Store;
 use crate::gpu::Gpu;
-use crate::model::ctrgcn::{CtrGcn, Dataset, IN_CHANNELS};
+use crate::model::ctrgcn::{CtrGcn, CtrGcnConfig, Dataset, IN_CHANNELS};
 use crate::ops::batch_norm::Mode;
 
 /// A batch read from a safetensors file: `x` (N, 3, T, V, M) and `y` (N) class labels.
@@ -114,17 +114,18 @@ pub struct DebugReport {
 }
 
 /// Loads `weights` (by PyTorch key; every parameter must be present) and the batch `input`,
-/// runs one training-mode step without an update, and writes `logits`, `loss` and
-/// `grad.<key>` for every parameter to `out`.
+/// runs one training-mode step of `config` without an update, and writes `logits`, `loss`, the
+/// loss terms `loss.ce` (and with SF-Head `loss.con`, `loss.red`, unweighted) and
+/// `grad.<key>` for every parameter the loss depends on to `out`.
 pub fn debug_grads(
     gpu: &Arc<Gpu>,
     dataset: Dataset,
+    config: CtrGcnConfig,
     weights: &Path,
     input: &Path,
     out: &Path,
 ) -> anyhow::Result<DebugReport> {
     let batch = read_batch(input)?;
-    let config = dataset.config();
     let fits = batch.shape[1] == IN_CHANNELS
         && batch.shape[3] == config.joints()
         && batch.shape[4] == config.persons;
@@ -147,7 +148,7 @@ pub fn debug_grads(
     };
     let classes = config.classes;
     let step = TrainStep::build(gpu, &mut store, &batch.shape, options, |g, x| {
-        CtrGcn::new(g, config, 0).forward(g, x, Mode::Train)
+        CtrGcn::new(g, config, 0).forward_with_losses(g, x, Mode::Train)
     })?;
     let loaded = load(gpu, &store, weights)?;
     let missing: Vec<&String> = loaded
@@ -169,6 +170,13 @@ pub fn debug_grads(
         OutputTensor::f32("logits", vec![rows, classes], step.logits()?),
         OutputTensor::f32("loss", vec![], vec![loss]),
     ];
+    for (name, value) in step.loss_terms()? {
+        tensors.push(OutputTensor::f32(
+            &format!("loss.{name}"),
+            vec![],
+            vec![value],
+        ));
+    }
     let gradients = step.gradients()?;
     for (key, values) in &gradients {
         let shape = store.shape(key).expect("parameters are stored").to_vec();

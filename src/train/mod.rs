@@ -8,7 +8,7 @@ mod step;
 mod trainer;
 
 pub use checkpoint::{CheckpointError, Loaded, OutputTensor, load, save, write_tensors};
-pub use config::{ConfigError, PRESETS, TrainConfig};
+pub use config::{ConfigError, DEFAULT_PRESET, PRESETS, TrainConfig};
 pub use debug::{Batch, DebugReport, debug_grads, read_batch};
 pub use metrics::top_k_hits;
 pub use step::{StepOptions, TrainError, TrainStep};

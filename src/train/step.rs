@@ -2,7 +2,10 @@ use std::sync::Arc;
 
 use crate::engine::{AutodiffError, CompileError, Executor, Graph, MemoryReport, Store, TensorId};
 use crate::gpu::Gpu;
+use crate::model::ModelOutput;
+use crate::ops::add::add;
 use crate::ops::cross_entropy::cross_entropy;
+use crate::ops::mul::scale;
 use crate::ops::sgd::{SgdConfig, sgd};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +31,9 @@ pub struct StepOptions {
     pub keep_gradients: bool,
 }
 
-/// One compiled training step: forward, cross-entropy, backward and (optionally) the SGD update
-/// of every parameter, recorded once and submitted once per call.
+/// One compiled training step: forward, the loss (cross-entropy plus the model's own weighted
+/// terms), backward and (optionally) the SGD update of every parameter the loss depends on,
+/// recorded once and submitted once per call.
 pub struct TrainStep {
     exe: Executor,
     x: TensorId,
@@ -37,18 +41,20 @@ pub struct TrainStep {
     lr: TensorId,
     loss: TensorId,
     logits: TensorId,
+    /// `ce` and the model's terms, unweighted.
+    terms: Vec<(&'static str, TensorId)>,
     gradients: Vec<(String, TensorId)>,
     classes: usize,
 }
 
 impl TrainStep {
     /// A step that updates the parameters with `sgd_config`, keeping only the loss.
-    pub fn new(
+    pub fn new<O: Into<ModelOutput>>(
         gpu: &Arc<Gpu>,
         store: &mut Store,
         x_shape: &[usize],
         sgd_config: SgdConfig,
-        forward: impl FnOnce(&mut Graph, TensorId) -> TensorId,
+        forward: impl FnOnce(&mut Graph, TensorId) -> O,
     ) -> Result<Self, TrainError> {
         let options = StepOptions {
             sgd: Some(sgd_config),
@@ -58,33 +64,47 @@ impl TrainStep {
     }
 
     /// Builds the step for batches of shape `x_shape`. `forward` maps the input to (N, classes)
-    /// logits and declares the parameters; they live in `store`.
-    pub fn build(
+    /// logits (and any loss terms of the model's own) and declares the parameters; they live in
+    /// `store`. Parameters the loss does not depend on get no gradient and no update, as in
+    /// PyTorch.
+    pub fn build<O: Into<ModelOutput>>(
         gpu: &Arc<Gpu>,
         store: &mut Store,
         x_shape: &[usize],
         options: StepOptions,
-        forward: impl FnOnce(&mut Graph, TensorId) -> TensorId,
+        forward: impl FnOnce(&mut Graph, TensorId) -> O,
     ) -> Result<Self, TrainError> {
         let mut g = Graph::new();
         let x = g.input("x", x_shape);
-        let logits = forward(&mut g, x);
+        let output: ModelOutput = forward(&mut g, x).into();
+        let logits = output.logits;
         let (rows, classes) = (g.shape(logits)[0], g.shape(logits)[1]);
         let labels = g.input_u32("labels", &[rows]);
-        let loss = cross_entropy(&mut g, logits, labels);
+        let ce = cross_entropy(&mut g, logits, labels);
+        let mut loss = ce;
+        let mut terms = vec![("ce", ce)];
+        for term in &output.losses {
+            let weighted = scale(&mut g, term.value, term.weight);
+            loss = add(&mut g, loss, weighted);
+            terms.push((term.name, term.value));
+        }
         let params = g.parameters();
-        let grads = g.backward(loss, &params)?;
+        let grads = g.backward_partial(loss, &params)?;
         let lr = g.input("lr", &[1]);
-        let gradients: Vec<(String, TensorId)> = params
+        let pairs: Vec<(TensorId, TensorId)> = params
+            .into_iter()
+            .zip(grads)
+            .filter_map(|(p, gr)| Some((p, gr?)))
+            .collect();
+        let gradients: Vec<(String, TensorId)> = pairs
             .iter()
-            .zip(&grads)
-            .map(|(&p, &gr)| (g.tensor(p).name.clone(), gr))
+            .map(|&(p, gr)| (g.tensor(p).name.clone(), gr))
             .collect();
         if let Some(config) = options.sgd {
-            let pairs: Vec<_> = params.into_iter().zip(grads).collect();
             sgd(&mut g, &pairs, lr, config);
         }
         let mut keep = vec![loss];
+        keep.extend(terms.iter().map(|t| t.1));
         if options.keep_gradients {
             keep.push(logits);
             keep.extend(gradients.iter().map(|(_, t)| *t));
@@ -97,6 +117,7 @@ impl TrainStep {
             lr,
             loss,
             logits,
+            terms,
             gradients: if options.keep_gradients {
                 gradients
             } else {
@@ -126,13 +147,22 @@ impl TrainStep {
         Ok(self.exe.read(self.loss)?[0])
     }
 
+    /// The loss terms of the last step, unweighted: `ce`, then the model's own (SF-Head's
+    /// `con` and `red`).
+    pub fn loss_terms(&self) -> Result<Vec<(&'static str, f32)>, TrainError> {
+        self.terms
+            .iter()
+            .map(|&(name, t)| Ok((name, self.exe.read(t)?[0])))
+            .collect()
+    }
+
     /// The logits of the last step (only with `keep_gradients`).
     pub fn logits(&self) -> Result<Vec<f32>, TrainError> {
         Ok(self.exe.read(self.logits)?)
     }
 
-    /// Every parameter's gradient of the last step, by parameter name in declaration order
-    /// (empty without `keep_gradients`).
+    /// The gradient of every parameter the loss depends on, by parameter name in declaration
+    /// order (empty without `keep_gradients`).
     pub fn gradients(&self) -> Result<Vec<(String, Vec<f32>)>, TrainError> {
         self.gradients
             .iter()

@@ -18,11 +18,12 @@ use super::step::TrainStep;
 use crate::atomic::write_atomic;
 use crate::data::batch::{Batcher, EpochPlan};
 use crate::data::feed::{Feeder, NtuFeeder, Stream, UclaFeeder};
+use crate::data::ntu::npz::NpzClips;
 use crate::data::ucla::UclaSplits;
 use crate::data::{ClipSet, PackedClips, Part};
 use crate::engine::{Executor, Graph, Store, TensorId};
 use crate::gpu::Gpu;
-use crate::model::ctrgcn::{CtrGcn, Dataset, IN_CHANNELS};
+use crate::model::ctrgcn::{CtrGcn, CtrGcnConfig, Dataset, IN_CHANNELS};
 use crate::ops::batch_norm::Mode;
 use crate::ops::sgd::SgdConfig;
 
@@ -39,6 +40,9 @@ pub struct EpochLog {
     pub epoch: usize,
     pub lr: f32,
     pub train_loss: f64,
+    /// Epoch means of the loss terms, unweighted: `ce`, and SF-Head's `con` (F-CL) and `red`
+    /// (F-RL) when it is attached.
+    pub loss_terms: BTreeMap<String, f64>,
     /// Loss of every training batch, for bit-exact comparisons of runs.
     pub batch_losses: Vec<f32>,
     pub top1: f64,
@@ -76,12 +80,20 @@ fn data(config: &TrainConfig, dataset: Dataset) -> anyhow::Result<Data> {
                 test_feeder: Arc::new(feeder(false)),
             }
         }
-        Dataset::Ntu60 | Dataset::Ntu120 => {
+        Dataset::Ntu60 | Dataset::Ntu120 | Dataset::Pku => {
             let path = Path::new(&config.data);
             let window = config.frames;
+            // CTR-GCN's `.npz` layout (what `prepare pku` writes) or our packed file.
+            let open = |part| -> anyhow::Result<Arc<dyn ClipSet>> {
+                Ok(if path.extension().is_some_and(|e| e == "npz") {
+                    Arc::new(NpzClips::open(path, part)?)
+                } else {
+                    Arc::new(PackedClips::open(path, part)?)
+                })
+            };
             Data {
-                train: Arc::new(PackedClips::open(path, Part::Train)?),
-                test: Arc::new(PackedClips::open(path, Part::Test)?),
+                train: open(Part::Train)?,
+                test: open(Part::Test)?,
                 train_feeder: Arc::new(NtuFeeder {
                     window,
                     ..NtuFeeder::train(stream, config.motion)
@@ -108,12 +120,12 @@ impl Evaluator {
         gpu: &Arc<Gpu>,
         store: &mut Store,
         shape: [usize; 5],
-        dataset: Dataset,
+        model: CtrGcnConfig,
         seed: u64,
     ) -> anyhow::Result<Self> {
         let mut g = Graph::new();
         let x = g.input("x", &shape);
-        let logits = CtrGcn::new(&mut g, dataset.config(), seed).forward(&mut g, x, Mode::Eval);
+        let logits = CtrGcn::new(&mut g, model, seed).forward(&mut g, x, Mode::Eval);
         let exe = Executor::compile(gpu, &g, store, &[logits])?;
         Ok(Self {
             exe,
@@ -154,7 +166,7 @@ pub fn train(
 ) -> anyhow::Result<Summary> {
     std::fs::create_dir_all(work_dir)?;
     let dataset = config.dataset()?;
-    let model = dataset.config();
+    let model = config.model()?;
     let (joints, persons, classes) = (model.joints(), model.persons, model.classes);
     let data = data(config, dataset)?;
     let shape = |batch| [batch, IN_CHANNELS, config.frames, joints, persons];
@@ -166,13 +178,13 @@ pub fn train(
         nesterov: config.nesterov,
     };
     let step = TrainStep::new(gpu, &mut store, &shape(config.batch_size), sgd, |g, x| {
-        CtrGcn::new(g, model, config.seed).forward(g, x, Mode::Train)
+        CtrGcn::new(g, model.clone(), config.seed).forward_with_losses(g, x, Mode::Train)
     })?;
     let evaluator = Evaluator::new(
         gpu,
         &mut store,
         shape(config.test_batch_size),
-        dataset,
+        model,
         config.seed,
     )?;
 
@@ -221,17 +233,33 @@ pub fn train(
             config.max_batches
         };
         let mut batch_losses = Vec::new();
+        let mut term_sums: BTreeMap<String, f64> = BTreeMap::new();
         for batch in train_batches.epoch(plan).take(limit) {
             let batch = batch?;
             let loss = step.step(&batch.x, &batch.labels, lr)?;
+            let terms = step.loss_terms()?;
             if !loss.is_finite() {
+                let culprit = terms
+                    .iter()
+                    .find(|(_, v)| !v.is_finite())
+                    .map_or(String::new(), |(name, v)| {
+                        format!(" (term `{name}` is {v})")
+                    });
                 anyhow::bail!(
-                    "epoch {epoch}, batch {}: the loss is {loss}",
+                    "epoch {epoch}, batch {}: the loss is {loss}{culprit}",
                     batch_losses.len()
                 );
             }
+            for (name, value) in terms {
+                *term_sums.entry(name.to_string()).or_default() += f64::from(value);
+            }
             batch_losses.push(loss);
         }
+        let batches = batch_losses.len().max(1) as f64;
+        let loss_terms = term_sums
+            .into_iter()
+            .map(|(name, sum)| (name, sum / batches))
+            .collect();
 
         let eval_limit = if config.eval_limit == 0 {
             data.test.len()
@@ -256,8 +284,8 @@ pub fn train(
         let log = EpochLog {
             epoch,
             lr,
-            train_loss: batch_losses.iter().map(|&l| f64::from(l)).sum::<f64>()
-                / batch_losses.len().max(1) as f64,
+            train_loss: batch_losses.iter().map(|&l| f64::from(l)).sum::<f64>() / batches,
+            loss_terms,
             batch_losses,
             top1: hits.0 as f64 / seen.max(1) as f64,
             top5: hits.1 as f64 / seen.max(1) as f64,
@@ -307,6 +335,7 @@ fn metadata(
 ) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("model".to_string(), "ctrgcn".to_string()),
+        ("sfhead".to_string(), config.sfhead.clone()),
         ("dataset".to_string(), config.dataset.clone()),
         ("epoch".to_string(), epoch.to_string()),
         ("best_top1".to_string(), best_top1.to_string()),

@@ -9,7 +9,7 @@ use sfhead::data::{DataError, Place};
 
 use super::state_dict_listing::Entry;
 
-pub const FORMAT: &str = "sfhead-ctrgcn-fixture-2";
+pub const FORMAT: &str = "sfhead-ctrgcn-fixture-3";
 
 /// A decoded tensor: row-major f32 values and their shape (empty for a scalar).
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +66,9 @@ pub struct Fixture {
     /// ‖g₃₂ − g‖₂ / ‖g‖₂ of PyTorch's own float32 gradient of each parameter against the
     /// float64 reference.
     pub pytorch_f32_error: Named<f32>,
+    /// The float32 fairness bar: the largest such distance over PyTorch float32 runs on inputs
+    /// perturbed by 1e-6 (tests/common/parity.rs).
+    pub pytorch_f32_envelope: Named<f32>,
 }
 
 impl Fixture {
@@ -113,10 +116,13 @@ impl Fixture {
             updated: Named::default(),
             steps: Named::default(),
             pytorch_f32_error: Named::default(),
+            pytorch_f32_envelope: Named::default(),
         };
         let parameters = listing.iter().filter(|e| e.is_parameter()).count();
         let f32_error = file.f32("f32_error", Some(&[parameters]))?.data;
         let mut f32_error = f32_error.into_iter();
+        let envelope = file.f32("f32_envelope", Some(&[parameters]))?.data;
+        let mut envelope = envelope.into_iter();
         for e in listing {
             let key = e.key.clone();
             if e.key.ends_with("num_batches_tracked") {
@@ -150,6 +156,11 @@ impl Fixture {
                     },
                 ));
                 fixture.pytorch_f32_error.entries.push((key.clone(), error));
+                let bar = envelope.next().expect("one envelope per parameter");
+                fixture
+                    .pytorch_f32_envelope
+                    .entries
+                    .push((key.clone(), bar));
             } else {
                 let after = file.f32(&format!("after.{key}"), Some(&e.shape))?;
                 fixture.running_after.entries.push((key.clone(), after));
@@ -162,9 +173,17 @@ impl Fixture {
 
 /// Every key a fixture for this listing holds.
 fn expected_keys(listing: &[Entry]) -> BTreeSet<String> {
-    let mut keys: BTreeSet<String> = ["x", "y", "adjacency", "logits", "loss", "f32_error"]
-        .map(String::from)
-        .into();
+    let mut keys: BTreeSet<String> = [
+        "x",
+        "y",
+        "adjacency",
+        "logits",
+        "loss",
+        "f32_error",
+        "f32_envelope",
+    ]
+    .map(String::from)
+    .into();
     for e in listing {
         let key = &e.key;
         let prefixes: &[&str] = if key.ends_with("num_batches_tracked") {
@@ -215,6 +234,15 @@ impl<'a> Reader<'a> {
             return Err(self.fault(extra, "not part of the format".into()));
         }
         Ok(())
+    }
+
+    /// The shape of a tensor of any dtype.
+    pub fn shape(&self, key: &str) -> Result<Vec<usize>, DataError> {
+        let view = self
+            .tensors
+            .tensor(key)
+            .map_err(|_| self.fault(key, "missing".into()))?;
+        Ok(view.shape().to_vec())
     }
 
     /// An F32 tensor; `shape` is checked when given.

@@ -11,6 +11,9 @@ mod layout;
 mod loss_and_optim;
 mod ms_tcn;
 mod reduce;
+mod sf_elementwise;
+mod sf_gates;
+mod sf_losses;
 mod temporal;
 mod unit_gcn;
 

@@ -1,9 +1,10 @@
 """PyTorch reference of CTR-GCN, written from the model's description (layers, shapes, state-dict
 order, initialisation), not from any implementation.
 
-It exists to produce the parity fixture the engine is tested against (see make_fixture.py), so it
-favours plain, readable code over speed. Running this file checks the model against the shipped
-state-dict listing and the published parameter counts:
+It exists to produce the parity fixtures the engine is tested against (see make_fixture.py and
+make_sfhead_fixture.py), so it favours plain, readable code over speed. SF-Head (sf_head.py) can be
+attached to any subset of the blocks, as a training-only tap or in-line. Running this file checks
+the model against the shipped state-dict listing and the published parameter counts:
 
     python tests/reference/ctrgcn.py
 """
@@ -16,6 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sf_head import SFHead
+from sf_head import initialise as initialise_sf_head
 
 REPO = Path(__file__).resolve().parents[2]
 LISTING = REPO / "tests" / "fixtures" / "ctrgcn-state-dict.txt"
@@ -163,7 +167,11 @@ class StridedShortcut(nn.Module):
 
 
 class Block(nn.Module):
-    """out = ReLU(TCN(GCN(x)) + residual(x))."""
+    """out = ReLU(TCN(GCN(x)) + residual(x)).
+
+    With an SF-Head `head`, the head reads the GCN output; in-line, the TCN consumes the head's
+    output instead. forward returns (out, the head's feats or None).
+    """
 
     def __init__(self, c_in, c_out, stride, adjacency, has_residual):
         super().__init__()
@@ -175,45 +183,76 @@ class Block(nn.Module):
         else:
             self.residual = None
 
-    def forward(self, x):
-        y = self.tcn1(self.gcn1(x))
+    def forward(self, x, head=None, inline=False):
+        y = self.gcn1(x)
+        feats = None
+        if head is not None:
+            shuffled, feats = head(y)
+            if inline:
+                y = shuffled
+        y = self.tcn1(y)
         if self.residual is not None:
             y = y + self.residual(x)
         elif self.has_residual:
             y = y + x
-        return F.relu(y)
+        return F.relu(y), feats
 
 
 class CTRGCN(nn.Module):
-    """Input (N, C=3, T, V, M); logits (N, K)."""
+    """Input (N, C=3, T, V, M); logits (N, K).
 
-    def __init__(self, num_class, adjacency, num_person, in_channels=3):
+    sf_head: None (plain CTR-GCN), "tap" or "inline"; one SF-Head with `groups` groups on the GCN
+    output of each block in sf_blocks (1-based). `sf_heads.{i}` is the head of the i-th attached
+    block; its keys come after fc's. A tap head runs only in training and its output is discarded,
+    so in evaluation a tap model is exactly CTR-GCN. An in-line head feeds the TCN and always runs.
+    """
+
+    def __init__(
+        self, num_class, adjacency, num_person, in_channels=3, sf_head=None, sf_blocks=range(1, 11), groups=8
+    ):
         super().__init__()
         v = adjacency.shape[-1]
         self.data_bn = nn.BatchNorm1d(num_person * v * in_channels)
         for i, (c_in, c_out, stride) in enumerate(BLOCKS, start=1):
             setattr(self, f"l{i}", Block(c_in, c_out, stride, adjacency, has_residual=i != 1))
         self.fc = nn.Linear(BLOCKS[-1][1], num_class)
+        if sf_head not in (None, "tap", "inline"):
+            raise ValueError(f"sf_head must be None, 'tap' or 'inline', got {sf_head!r}")
+        self.sf_mode = sf_head
+        self.sf_blocks = tuple(sf_blocks) if sf_head is not None else ()
+        if sf_head is not None:
+            assert all(1 <= i <= len(BLOCKS) for i in self.sf_blocks), self.sf_blocks
+            self.sf_heads = nn.ModuleList([SFHead(BLOCKS[i - 1][1], groups) for i in self.sf_blocks])
 
-    def forward(self, x):
+    def forward(self, x, return_feats=False):
+        """Logits, or (logits, the feats dict of every head that ran, in sf_blocks order)."""
         n, c, t, v, m = x.shape
         x = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)  # channel = m·V·C + v·C + c
         x = self.data_bn(x)
         x = x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)  # row n·M + m
+        heads_run = self.sf_mode == "inline" or (self.sf_mode == "tap" and self.training)
+        feats_list = []
         for i in range(1, len(BLOCKS) + 1):
-            x = getattr(self, f"l{i}")(x)
+            head = None
+            if heads_run and i in self.sf_blocks:
+                head = self.sf_heads[self.sf_blocks.index(i)]
+            x, feats = getattr(self, f"l{i}")(x, head, inline=self.sf_mode == "inline")
+            if feats is not None:
+                feats_list.append(feats)
         feat = x.reshape(n, m, x.shape[1], -1).mean(dim=3).mean(dim=1)
-        return self.fc(feat)
+        logits = self.fc(feat)
+        return (logits, feats_list) if return_feats else logits
 
 
-def build(dataset):
-    """The model of one dataset: 'ntu60', 'ntu120' or 'ucla'."""
+def build(dataset, **sf_head_options):
+    """The model of one dataset: 'ntu60', 'ntu120' or 'ucla'; sf_head, sf_blocks and groups as in
+    CTRGCN."""
     graph, num_class, num_person = {
         "ntu60": ("ntu25", 60, 2),
         "ntu120": ("ntu25", 120, 2),
         "ucla": ("ucla20", 10, 1),
     }[dataset]
-    return CTRGCN(num_class, spatial_adjacency(load_topology(graph)), num_person)
+    return CTRGCN(num_class, spatial_adjacency(load_topology(graph)), num_person, **sf_head_options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +260,8 @@ def build(dataset):
 # - every Conv2d: N(0, √(2 / fan_out)), fan_out = C_out·kh·kw; bias 0;
 # - BN β = 0; γ = 1, except γ ~ N(1, 0.02) inside the MS-TCN and γ = 1e-6 for `gcn1.bn`;
 # - fc.weight N(0, √(2 / K)), fc.bias U(−1/√256, 1/√256) (PyTorch's default for Linear);
-# - PA = A, alpha = 0.
+# - PA = A, alpha = 0;
+# - then each SF-Head: PyTorch's construction defaults (sf_head.initialise).
 
 
 def _kaiming_fan_out(weight, gen):
@@ -233,6 +273,8 @@ def initialise(model, gen):
     """Initialises a freshly built model in place (PA already holds A)."""
     with torch.no_grad():
         for name, module in model.named_modules():
+            if name.startswith("sf_heads."):
+                continue
             if isinstance(module, nn.Conv2d):
                 _kaiming_fan_out(module.weight, gen)
                 module.bias.zero_()
@@ -250,6 +292,8 @@ def initialise(model, gen):
         model.fc.weight.normal_(0.0, math.sqrt(2.0 / k), generator=gen)
         bound = 1.0 / math.sqrt(model.fc.weight.shape[1])
         model.fc.bias.uniform_(-bound, bound, generator=gen)
+    for head in getattr(model, "sf_heads", []):
+        initialise_sf_head(head, gen)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,51 @@
+// sigmoid: y = σ(x) = 1/(1 + e^−x), evaluated through e^−|x| so that no exponential overflows;
+// its gradient g·y·(1 − y) reads the forward output.
+// Entries (workgroup 256, one element per invocation, grid folded over x and y):
+//   sigmoid_forward:  1 x, 2 y
+//   sigmoid_backward: 1 y (the forward output), 2 gy, 3 gx
+// Binding 0 is the params block in both.
+
+struct Params {
+    n: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * 256u + lid;
+}
+
+@group(0) @binding(1) var<storage, read> fwd_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> fwd_y: array<f32>;
+
+@compute @workgroup_size(256)
+fn sigmoid_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = element(wid, nwg, lid);
+    if i < p.n {
+        let x = fwd_x[i];
+        // e ∈ (0, 1]: σ(x) = 1/(1 + e) for x ≥ 0 and e/(1 + e) for x < 0.
+        let e = exp(-abs(x));
+        fwd_y[i] = select(e, 1.0, x >= 0.0) / (1.0 + e);
+    }
+}
+
+@group(0) @binding(1) var<storage, read> bwd_y: array<f32>;
+@group(0) @binding(2) var<storage, read> bwd_gy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bwd_gx: array<f32>;
+
+@compute @workgroup_size(256)
+fn sigmoid_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = element(wid, nwg, lid);
+    if i < p.n {
+        let y = bwd_y[i];
+        bwd_gx[i] = bwd_gy[i] * y * (1.0 - y);
+    }
+}

@@ -1,0 +1,218 @@
+//! SF-Head on CTR-GCN as a model: the official parameter counts, refusal of widths the groups
+//! cannot split, finite-difference gradients of the whole module and its losses, and the
+//! training-only tap's promise that a tap-trained checkpoint is plain CTR-GCN.
+
+use std::sync::Arc;
+
+use sfhead::engine::{Executor, Graph, Store};
+use sfhead::gpu::Gpu;
+use sfhead::model::ctrgcn::{
+    CtrGcn, CtrGcnConfig, Dataset, FRHEAD_BLOCKS, IN_CHANNELS, Placement, SfHeadOptions,
+};
+use sfhead::model::init::Init;
+use sfhead::model::sf_head::{SfHead, SfLossConfig};
+use sfhead::model::summary::{parameter_counts, sf_head_counts};
+use sfhead::ops::add::add;
+use sfhead::ops::batch_norm::Mode;
+use sfhead::ops::sgd::SgdConfig;
+use sfhead::testing::{gpu, gradcheck, uniform};
+use sfhead::train::{TrainConfig, TrainStep, load, save};
+
+fn parameters(g: &Graph) -> usize {
+    parameter_counts(g).iter().map(|c| c.parameters).sum()
+}
+
+#[test]
+fn heads_have_the_official_parameter_counts() {
+    let mut g = Graph::new();
+    let options = SfHeadOptions::default();
+    CtrGcn::new(
+        &mut g,
+        Dataset::Ntu60.config().with_sf_head(options.clone()),
+        0,
+    );
+    let heads = sf_head_counts(&g, &options.blocks, options.groups);
+    let per_head: Vec<(usize, usize, usize)> = heads
+        .iter()
+        .map(|h| (h.channels, h.parameters, h.used))
+        .collect();
+    let mut want = vec![(64, 320, 316); 4];
+    want.extend([(128, 336, 328); 3]);
+    want.extend([(256, 368, 352); 3]);
+    assert_eq!(per_head, want);
+    assert_eq!(heads.iter().map(|h| h.parameters).sum::<usize>(), 3_392);
+    assert_eq!(parameters(&g), 1_450_064);
+
+    let mut g = Graph::new();
+    let frhead = SfHeadOptions {
+        blocks: FRHEAD_BLOCKS.to_vec(),
+        ..SfHeadOptions::default()
+    };
+    CtrGcn::new(&mut g, Dataset::Ntu60.config().with_sf_head(frhead), 0);
+    assert_eq!(parameters(&g), 1_446_672 + 320 + 336 + 368 + 368);
+    // The heads' tensors follow the backbone's.
+    let names: Vec<String> = g
+        .tensors()
+        .filter(|(_, t)| t.role.is_stored())
+        .map(|(_, t)| t.name.clone())
+        .collect();
+    let first = names
+        .iter()
+        .position(|n| n.starts_with("sf_heads."))
+        .unwrap();
+    assert_eq!(names[first - 1], "fc.bias");
+    assert!(names[first..].iter().all(|n| n.starts_with("sf_heads.")));
+}
+
+#[test]
+fn widths_the_groups_cannot_split_are_refused_naming_the_block() {
+    let options = SfHeadOptions {
+        groups: 32,
+        ..SfHeadOptions::default()
+    };
+    let error = options.check().unwrap_err();
+    assert!(
+        error.contains("`l1`") && error.contains("64 channels"),
+        "{error}"
+    );
+    let config = TrainConfig::preset("sfhead-ucla").unwrap();
+    let error = config
+        .with_overrides(&["sfhead_groups=32".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("`l1`"), "{error}");
+    let error = config
+        .with_overrides(&["sfhead_blocks=1,11".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("block 11"), "{error}");
+    let mut g = Graph::new();
+    let refused = SfHead::new(&mut g, "h", "l7", 100, 8, &mut Init::new(0)).unwrap_err();
+    assert!(refused.to_string().contains("`l7`"), "{refused}");
+}
+
+/// The module's output and both losses, differentiated with respect to its input, against
+/// central differences; the gates' BatchNorm runs in training mode.
+#[test]
+fn module_and_losses_pass_finite_differences() {
+    // Two samples of two persons, C = 64 (q = 2: the degenerate 2×V and T×2 gate planes).
+    let (b, c, t, v, q) = (4, 64, 6, 5, 2);
+    let shape = vec![b, c, t, v];
+    // Non-negative, as the GCN output it taps, and ordered along every pooled axis with gaps far
+    // wider than the finite-difference step, so no max-pool decision flips: +0.3 per chunk
+    // channel k, +0.05 per frame, +0.011 per joint, and a random level per (b, group, chunk).
+    let levels = uniform(11, b * c / q, 0.0, 0.2);
+    let y: Vec<f32> = (0..b * c * t * v)
+        .map(|i| {
+            let (bc, tv) = (i / (t * v), i % (t * v));
+            let k = bc % q;
+            0.1 + 0.3 * k as f32 + 0.05 * (tv / v) as f32 + 0.011 * (tv % v) as f32 + levels[bc / q]
+        })
+        .collect();
+    let build = |losses: bool| {
+        move |g: &mut Graph, xs: &[sfhead::engine::TensorId]| {
+            let head = SfHead::new(g, "sf_heads.0", "l1", 64, 8, &mut Init::new(3)).unwrap();
+            let (out, features) = head.forward(g, xs[0], Mode::Train);
+            if !losses {
+                return out;
+            }
+            let l = SfLossConfig::default().losses(g, &features, 2, 2);
+            add(g, l.con, l.red)
+        }
+    };
+    let report = gradcheck(&[(shape.clone(), y.clone())], build(false), 1e-3, 5);
+    assert!(report.worst < 1e-2, "module output: {:.3e}", report.worst);
+    let report = gradcheck(&[(shape, y)], build(true), 1e-3, 6);
+    assert!(report.worst < 1e-2, "losses: {:.3e}", report.worst);
+}
+
+fn ucla_tap() -> CtrGcnConfig {
+    Dataset::Ucla
+        .config()
+        .with_sf_head(SfHeadOptions::default())
+}
+
+/// Evaluation logits of `model` on `x` with the weights in `store`.
+fn eval_logits(gpu: &Arc<Gpu>, store: &mut Store, model: CtrGcnConfig, x: &[f32]) -> Vec<f32> {
+    let mut g = Graph::new();
+    let input = g.input("x", &SHAPE);
+    let logits = CtrGcn::new(&mut g, model, 0).forward(&mut g, input, Mode::Eval);
+    let exe = Executor::compile(gpu, &g, store, &[logits]).unwrap();
+    exe.write(input, x).unwrap();
+    exe.run();
+    exe.read(logits).unwrap()
+}
+
+const SHAPE: [usize; 5] = [2, IN_CHANNELS, 8, 20, 1];
+
+/// Trains two SGD steps of `model` and returns its store.
+fn trained(gpu: &Arc<Gpu>, model: CtrGcnConfig, x: &[f32]) -> Store {
+    let mut store = Store::new();
+    let step = TrainStep::new(gpu, &mut store, &SHAPE, SgdConfig::default(), |g, input| {
+        CtrGcn::new(g, model, 0).forward_with_losses(g, input, Mode::Train)
+    })
+    .unwrap();
+    for _ in 0..2 {
+        step.step(x, &[3, 7], 0.05).unwrap();
+    }
+    store
+}
+
+#[test]
+fn a_tap_trained_checkpoint_is_plain_ctrgcn() {
+    let gpu = gpu();
+    let x = uniform(21, SHAPE.iter().product(), -1.0, 1.0);
+    let mut tap = trained(&gpu, ucla_tap(), &x);
+    let tap_logits = eval_logits(&gpu, &mut tap, ucla_tap(), &x);
+
+    let path = std::env::temp_dir().join(format!("sfhead-tap-{}.safetensors", std::process::id()));
+    save(&gpu, &tap, &path, &Default::default()).unwrap();
+    let mut plain = Store::new();
+    let plain_logits = {
+        let mut g = Graph::new();
+        let input = g.input("x", &SHAPE);
+        let logits =
+            CtrGcn::new(&mut g, Dataset::Ucla.config(), 9).forward(&mut g, input, Mode::Eval);
+        let exe = Executor::compile(&gpu, &g, &mut plain, &[logits]).unwrap();
+        let loaded = load(&gpu, &plain, &path).unwrap();
+        assert!(loaded.missing.is_empty(), "{:?}", loaded.missing);
+        // What plain CTR-GCN does not have: the heads, and every optimiser state (an
+        // evaluation graph keeps none).
+        let heads = loaded
+            .unexpected
+            .iter()
+            .filter(|k| k.starts_with("sf_heads."));
+        assert_eq!(heads.count(), 10 * 30);
+        let rest = loaded
+            .unexpected
+            .iter()
+            .filter(|k| !k.starts_with("sf_heads."));
+        assert!(
+            rest.clone().all(|k| k.starts_with("optim.")),
+            "{:?}",
+            loaded.unexpected
+        );
+        exe.write(input, &x).unwrap();
+        exe.run();
+        exe.read(logits).unwrap()
+    };
+    std::fs::remove_file(&path).unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&tap_logits), bits(&plain_logits));
+
+    // The tap is not inert: its losses' gradients reach the backbone, which trains differently
+    // from plain CTR-GCN on the same batches.
+    let backbone = trained(&gpu, Dataset::Ucla.config(), &x);
+    let key = "l1.gcn1.convs.0.conv3.weight";
+    assert_ne!(
+        bits(&tap.read(&gpu, key).unwrap()),
+        bits(&backbone.read(&gpu, key).unwrap())
+    );
+    // In-line, the head changes the function itself.
+    let inline = ucla_tap().with_sf_head(SfHeadOptions {
+        placement: Placement::Inline,
+        ..SfHeadOptions::default()
+    });
+    let inline_logits = eval_logits(&gpu, &mut tap, inline, &x);
+    assert_ne!(bits(&inline_logits), bits(&tap_logits));
+}
