@@ -5,7 +5,7 @@ use super::graph::{DType, Graph, Role, TensorId, TensorInfo};
 use super::planner::{Plan, plan_activations};
 use super::recorder::{Arg, DispatchSpec, Recorder};
 use super::store::Store;
-use crate::gpu::{Gpu, GpuError};
+use crate::gpu::{Gpu, GpuError, Tuning};
 
 /// Portable ceiling for one binding: browsers and some drivers stop at 2 GiB.
 const PORTABLE_BINDING_LIMIT: u64 = 2 << 30;
@@ -85,8 +85,19 @@ impl Executor {
         store: &mut Store,
         keep: &[TensorId],
     ) -> Result<Self, CompileError> {
+        Self::compile_tuned(gpu, graph, store, keep, gpu.tuning())
+    }
+
+    /// As [`Executor::compile`] with the kernel variants given instead of the adapter's own.
+    pub fn compile_tuned(
+        gpu: &Arc<Gpu>,
+        graph: &Graph,
+        store: &mut Store,
+        keep: &[TensorId],
+        tuning: Tuning,
+    ) -> Result<Self, CompileError> {
         let plan = plan_activations(graph, keep);
-        let specs = record(graph, &plan);
+        let specs = record(graph, &plan, tuning);
         let tensors: Vec<TensorInfo> = graph.tensors().map(|(_, t)| t.clone()).collect();
 
         let mut buffers: Vec<Option<Arc<wgpu::Buffer>>> = vec![None; tensors.len()];
@@ -342,8 +353,8 @@ impl Executor {
     }
 }
 
-fn record(graph: &Graph, plan: &Plan) -> Vec<DispatchSpec> {
-    let mut rec = Recorder::new(graph);
+fn record(graph: &Graph, plan: &Plan, tuning: Tuning) -> Vec<DispatchSpec> {
+    let mut rec = Recorder::new(graph, tuning);
     for &i in &plan.live_nodes {
         let node = &graph.nodes()[i];
         if node.op.view_of().is_some() {

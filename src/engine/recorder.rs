@@ -1,7 +1,7 @@
 use bytemuck::NoUninit;
 
 use super::graph::{Graph, TensorId};
-use crate::gpu::Kernel;
+use crate::gpu::{Kernel, Tuning};
 
 /// A buffer bound to a dispatch.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,14 +27,16 @@ pub struct DispatchSpec {
 /// Collects the dispatches of the nodes of a graph.
 pub struct Recorder<'a> {
     graph: &'a Graph,
+    tuning: Tuning,
     label: String,
     specs: Vec<DispatchSpec>,
 }
 
 impl<'a> Recorder<'a> {
-    pub(crate) fn new(graph: &'a Graph) -> Self {
+    pub(crate) fn new(graph: &'a Graph, tuning: Tuning) -> Self {
         Self {
             graph,
+            tuning,
             label: String::new(),
             specs: Vec::new(),
         }
@@ -50,6 +52,11 @@ impl<'a> Recorder<'a> {
 
     pub fn graph(&self) -> &Graph {
         self.graph
+    }
+
+    /// The kernel variants of the adapter the step is recorded for.
+    pub fn tuning(&self) -> Tuning {
+        self.tuning
     }
 
     pub fn shape(&self, t: TensorId) -> &[usize] {

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use super::adapter::{self, AdapterReport};
 use super::shader::{Kernel, Shader};
+use super::tuning::Tuning;
 
 /// Submissions allowed in flight before `submit` waits for the oldest (back-pressure: without
 /// it a fast host queues work until the driver runs out of memory).
@@ -35,6 +36,7 @@ pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     report: AdapterReport,
+    tuning: Tuning,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
@@ -83,10 +85,12 @@ impl Gpu {
                     source,
                 }
             })?;
+        let tuning = Tuning::for_adapter(report.info.device_type);
         Ok(Self {
             device,
             queue,
             report,
+            tuning,
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             in_flight: Mutex::default(),
@@ -96,6 +100,11 @@ impl Gpu {
 
     pub fn report(&self) -> &AdapterReport {
         &self.report
+    }
+
+    /// The kernel variants used on this adapter.
+    pub fn tuning(&self) -> Tuning {
+        self.tuning
     }
 
     pub fn limits(&self) -> &wgpu::Limits {

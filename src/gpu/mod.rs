@@ -4,10 +4,12 @@
 mod adapter;
 mod context;
 mod shader;
+mod tuning;
 
 pub use adapter::{AdapterReport, describe_adapters};
 pub use context::{Gpu, GpuError};
 pub use shader::{Kernel, Shader, grid_1d};
+pub use tuning::{GemmVariant, KERNELS_ENV, Tuning};
 
 /// Environment variable that picks an adapter by a substring of its name or backend.
 pub const ADAPTER_ENV: &str = "SFHEAD_ADAPTER";

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::arg;
 use super::reduce::{AxisSplit, Summand, record_sum};
 use crate::engine::{Arg, Graph, Op, Recorder, TensorId};
-use crate::gpu::Kernel;
+use crate::gpu::{GemmVariant, Kernel};
 use crate::shader;
 
 /// Rows and columns of C computed by one workgroup.
@@ -181,7 +181,11 @@ impl Gemm {
             b_kb: self.b.kb_stride as u32,
             _pad: [0; 2],
         };
-        let kernel = Kernel::new(shader!("gemm"), "gemm")
+        let entry = match rec.tuning().gemm {
+            GemmVariant::Tiled => "gemm",
+            GemmVariant::Direct => "gemm_direct",
+        };
+        let kernel = Kernel::new(shader!("gemm"), entry)
             .with("TRANS_A", self.a.trans)
             .with("TRANS_B", self.b.trans)
             .with("BIAS", self.bias as u32);

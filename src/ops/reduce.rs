@@ -152,6 +152,7 @@ pub(crate) fn record_sum(
     partial_slot: usize,
 ) {
     let params = Params::new(split, scale);
+    let serial_trees = rec.tuning().serial_trees;
     let outputs = params.outputs as usize;
     let chunks = params.chunks as usize;
     let serial = split.count() <= SERIAL_MAX_COUNT && outputs >= SERIAL_MIN_OUTPUTS;
@@ -170,7 +171,9 @@ pub(crate) fn record_sum(
         }
     };
     rec.dispatch(
-        Kernel::new(shader!("reduce"), "reduce_partial").with("MODE", summand as u32),
+        Kernel::new(shader!("reduce"), "reduce_partial")
+            .with("MODE", summand as u32)
+            .with("SERIAL_TREE", serial_trees),
         &params,
         vec![
             x.clone(),
@@ -182,7 +185,7 @@ pub(crate) fn record_sum(
     );
     if chunks > 1 {
         rec.dispatch(
-            Kernel::new(shader!("reduce"), "reduce_final"),
+            Kernel::new(shader!("reduce"), "reduce_final").with("SERIAL_TREE", serial_trees),
             &params,
             vec![first_dst, dst],
             grid_1d(outputs as u32),

@@ -10,7 +10,7 @@ use bytemuck::{Pod, Zeroable};
 use super::arg;
 use super::reduce::{self, AxisSplit, Summand, record_sum};
 use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
-use crate::gpu::Kernel;
+use crate::gpu::{GemmVariant, Kernel};
 use crate::shader;
 
 /// Rows and columns of C computed by one workgroup.
@@ -134,7 +134,11 @@ fn record_pass(
     } else {
         c.clone()
     };
-    let kernel = Kernel::new(shader!("temporal_conv"), "tconv")
+    let entry = match rec.tuning().gemm {
+        GemmVariant::Tiled => "tconv",
+        GemmVariant::Direct => "tconv_direct",
+    };
+    let kernel = Kernel::new(shader!("temporal_conv"), entry)
         .with("MODE", pass as u32)
         .with("BIAS", bias.is_some());
     let unused_bias = a.clone();

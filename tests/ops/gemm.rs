@@ -33,6 +33,54 @@ fn matmul_layouts_match_reference() {
     }
 }
 
+/// The GPU and the CPU variants of the kernels (tiled or direct-load GEMM, parallel or serial
+/// reduction trees) add in the same order, so they agree bit for bit, on every layout, with
+/// bias, batched products and split-K with its reduction.
+#[test]
+fn gemm_variants_give_identical_bits() {
+    use sfhead::engine::{Executor, Store};
+    use sfhead::gpu::Tuning;
+    let run = |tuning: Tuning| -> Vec<Vec<u32>> {
+        let mut g = Graph::new();
+        let mut outputs = Vec::new();
+        let mut inputs = Vec::new();
+        for (i, (ta, tb, k)) in [
+            (false, false, K),
+            (false, true, K),
+            (true, false, 3001),
+            (true, true, K),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (m, n) = if k > K { (9, 13) } else { (M, N) };
+            let a = g.input(&format!("a{i}"), &if ta { [k, m] } else { [m, k] });
+            let b = g.input(&format!("b{i}"), &if tb { [n, k] } else { [k, n] });
+            outputs.push(matmul::matmul(&mut g, a, b, ta, tb));
+            inputs.push((a, uniform(70 + i as u64, m * k, -1.0, 1.0)));
+            inputs.push((b, uniform(80 + i as u64, k * n, -1.0, 1.0)));
+        }
+        // Batched with a bias: a 1×1 convolution of (3, 37, 5, 9) to 67 channels.
+        let x = g.input("x", &[3, K, 5, 9]);
+        let w = g.input("w", &[M, K, 1, 1]);
+        let bias = g.input("bias", &[M]);
+        outputs.push(conv1x1::conv1x1(&mut g, x, w, Some(bias)));
+        inputs.push((x, uniform(90, 3 * K * 45, -1.0, 1.0)));
+        inputs.push((w, uniform(91, M * K, -1.0, 1.0)));
+        inputs.push((bias, uniform(92, M, -1.0, 1.0)));
+        let exe = Executor::compile_tuned(&gpu(), &g, &mut Store::new(), &outputs, tuning).unwrap();
+        for (t, data) in &inputs {
+            exe.write(*t, data).unwrap();
+        }
+        exe.run();
+        outputs
+            .iter()
+            .map(|&c| exe.read(c).unwrap().iter().map(|v| v.to_bits()).collect())
+            .collect()
+    };
+    assert_eq!(run(Tuning::GPU), run(Tuning::CPU));
+}
+
 #[test]
 fn split_k_products_match_reference() {
     // A long k with a single small output tile takes the split-K path and its reduction.

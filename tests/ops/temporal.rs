@@ -1,4 +1,5 @@
-use sfhead::engine::{Graph, TensorId};
+use sfhead::engine::{Executor, Graph, Store, TensorId};
+use sfhead::gpu::Tuning;
 use sfhead::ops::temporal_conv::{TemporalConvDims, cpu, temporal_conv};
 use sfhead::ops::temporal_max_pool::{self as pool, temporal_max_pool};
 use sfhead::ops::temporal_subsample::{self as sub, conv1x1_strided, temporal_subsample};
@@ -36,6 +37,23 @@ fn conv_case(d: TemporalConvDims, seed: u64) {
     let dw = uniform(seed + 2, w_shape.iter().product(), -1.0, 1.0);
     let db = uniform(seed + 3, d.cout, -1.0, 1.0);
     let out = h.run(&[(x, &dx), (w, &dw), (b, &db)], &keep);
+    // The GPU and CPU variants of the kernel add in the same order: the same bits.
+    let bits = |tuning: Tuning| -> Vec<Vec<u32>> {
+        let exe = Executor::compile_tuned(&gpu(), &h.graph, &mut Store::new(), &keep, tuning)
+            .expect("graph compiles");
+        for (t, data) in [(x, &dx), (w, &dw), (b, &db)] {
+            exe.write(t, data).unwrap();
+        }
+        exe.run();
+        keep.iter()
+            .map(|&t| exe.read(t).unwrap().iter().map(|v| v.to_bits()).collect())
+            .collect()
+    };
+    assert_eq!(
+        bits(Tuning::GPU),
+        bits(Tuning::CPU),
+        "kernel variants differ"
+    );
     let (xf, wf, gyf) = (to_f64(&dx), to_f64(&dw), to_f64(&gy));
     let what = format!("temporal conv {d:?}");
     let want = cpu::forward(&xf, &wf, Some(&to_f64(&db)), &d);

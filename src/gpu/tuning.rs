@@ -1,0 +1,47 @@
+//! Kernel variants chosen per adapter: what suits a GPU (workgroup-memory tiles) slows a CPU
+//! driver, where every barrier switches between all invocations of a workgroup.
+
+/// Environment variable that forces the kernel variants: `gpu` (workgroup-memory tiles, parallel
+/// trees) or `cpu` (direct loads, serial trees).
+pub const KERNELS_ENV: &str = "SFHEAD_KERNELS";
+
+/// How the GEMM reads its operands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmVariant {
+    /// k-tiles staged in workgroup memory between barriers.
+    Tiled,
+    /// Straight from storage, no workgroup memory.
+    Direct,
+}
+
+/// The variants of the kernels that have more than one. Every variant adds in the same order,
+/// so the choice never changes a result, only its speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    pub gemm: GemmVariant,
+    /// Reduction trees summed by one invocation after a single barrier.
+    pub serial_trees: bool,
+}
+
+impl Tuning {
+    /// For GPUs: tiles in workgroup memory and parallel trees.
+    pub const GPU: Self = Self {
+        gemm: GemmVariant::Tiled,
+        serial_trees: false,
+    };
+    /// For CPU drivers: direct loads and serial trees.
+    pub const CPU: Self = Self {
+        gemm: GemmVariant::Direct,
+        serial_trees: true,
+    };
+
+    /// The CPU variants on CPU adapters, the GPU ones elsewhere; `SFHEAD_KERNELS` overrides.
+    pub fn for_adapter(device_type: wgpu::DeviceType) -> Self {
+        match std::env::var(KERNELS_ENV).as_deref() {
+            Ok("gpu") => Self::GPU,
+            Ok("cpu") => Self::CPU,
+            _ if device_type == wgpu::DeviceType::Cpu => Self::CPU,
+            _ => Self::GPU,
+        }
+    }
+}
