@@ -20,10 +20,6 @@
 // Grids are folded over x and y.
 
 override MODE: u32 = 0u;
-// The workgroup tree summed by invocation 0 alone after one barrier, in the same pairing order
-// (so with the same bits) as the parallel tree's eight barriers: for CPU drivers, where each
-// barrier switches between all 256 invocations.
-override SERIAL_TREE: bool = false;
 
 struct Params {
     outputs: u32,
@@ -42,7 +38,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-var<workgroup> tree: array<f32, 256>;
+//! include tree_sum
 
 fn kept_offset(o: u32) -> u32 {
     var rest = o;
@@ -62,30 +58,6 @@ fn reduced_offset(e: u32) -> u32 {
         rest /= p.rdim[j];
     }
     return offset;
-}
-
-// Sums the workgroup's values pairwise (tree[i] += tree[i + s] for s = 128, 64, …, 1); every
-// invocation must call it, and the result is that of invocation 0.
-fn tree_sum(lid: u32, value: f32) -> f32 {
-    tree[lid] = value;
-    workgroupBarrier();
-    if SERIAL_TREE {
-        if lid == 0u {
-            for (var s = 128u; s > 0u; s >>= 1u) {
-                for (var i = 0u; i < s; i++) {
-                    tree[i] += tree[i + s];
-                }
-            }
-        }
-        return tree[0];
-    }
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if lid < s {
-            tree[lid] += tree[lid + s];
-        }
-        workgroupBarrier();
-    }
-    return tree[0];
 }
 
 @group(0) @binding(1) var<storage, read> part_x: array<f32>;

@@ -62,7 +62,7 @@ fn refine_grad_c(
     }
 }
 
-var<workgroup> tree: array<f32, 256>;
+//! include tree_sum
 
 @group(0) @binding(1) var<storage, read> dot_gq: array<f32>;
 @group(0) @binding(2) var<storage, read> dot_c: array<f32>;
@@ -84,16 +84,9 @@ fn refine_dot_partial(
     for (var e = start + lid; e < end; e += 256u) {
         acc = fma(dot_gq[e], dot_c[e], acc);
     }
-    tree[lid] = acc;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if lid < s {
-            tree[lid] += tree[lid + s];
-        }
-        workgroupBarrier();
-    }
+    let sum = tree_sum(lid, acc);
     if lid == 0u {
-        dot_partial[w] = tree[0];
+        dot_partial[w] = sum;
     }
 }
 

@@ -91,20 +91,7 @@ fn ws_grad_part(
     }
 }
 
-var<workgroup> tree: array<f32, 256>;
-
-// Sums the invocations' values in a fixed order; every invocation of the workgroup must call it.
-fn tree_sum(lid: u32, value: f32) -> f32 {
-    tree[lid] = value;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if lid < s {
-            tree[lid] += tree[lid + s];
-        }
-        workgroupBarrier();
-    }
-    return tree[0];
-}
+//! include tree_sum
 
 @group(0) @binding(5) var<storage, read> gw_g: array<f32>;
 

@@ -1,10 +1,12 @@
-//! Every WGSL file in `shaders/` parses and validates with naga, independent of any adapter.
+//! Every WGSL file in `shaders/`, with its includes from `shaders/lib/` expanded, parses and
+//! validates with naga, independent of any adapter; so does every piece of the library alone.
 
 use std::path::Path;
 
 fn validate(path: &Path) -> Result<(), String> {
     let name = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let source = sfhead::gpu::expand_includes(&text).map_err(|e| format!("{name}: {e}"))?;
     let module = naga::front::wgsl::parse_str(&source)
         .map_err(|e| e.emit_to_string_with_path(&source, &name))?;
     naga::valid::Validator::new(
@@ -19,11 +21,15 @@ fn validate(path: &Path) -> Result<(), String> {
 #[test]
 fn every_shader_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("shaders/ is readable")
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
-        .collect();
+    let wgsl_in = |dir: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("directory entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+            .collect()
+    };
+    let mut paths = wgsl_in(&dir);
+    paths.extend(wgsl_in(&dir.join("lib")));
     paths.sort();
     assert!(!paths.is_empty(), "no shaders found in {}", dir.display());
     let failures: Vec<String> = paths.iter().filter_map(|p| validate(p).err()).collect();

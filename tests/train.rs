@@ -80,3 +80,29 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+#[test]
+fn the_smoke_preset_runs_the_whole_loop() {
+    let gpu = gpu();
+    let dir = work_dir("smoke");
+    let config = TrainConfig::preset("smoke")
+        .unwrap()
+        .with_overrides(&["threads=1".into()])
+        .unwrap();
+    let summary = train(&gpu, &config, &dir, false, |_| {}).unwrap();
+    assert_eq!(summary.epochs.len(), 2);
+    for log in &summary.epochs {
+        assert_eq!(log.batch_losses.len(), 3);
+        assert!(log.batch_losses.iter().all(|l| l.is_finite()));
+        assert_eq!(log.test_samples, 16);
+    }
+    for file in [
+        "config.toml",
+        "log.jsonl",
+        "last.safetensors",
+        "best.safetensors",
+    ] {
+        assert!(dir.join(file).exists(), "{file}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

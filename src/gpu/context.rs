@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::adapter::{self, AdapterReport};
-use super::shader::{Kernel, Shader};
+use super::shader::{Kernel, Shader, expand_includes};
 use super::tuning::Tuning;
 
 /// Submissions allowed in flight before `submit` waits for the oldest (back-pressure: without
@@ -151,10 +151,13 @@ impl Gpu {
             .unwrap()
             .entry(shader.name)
             .or_insert_with(|| {
+                // Every include is known: tests/shaders_validate.rs expands each shader.
+                let source = expand_includes(shader.source)
+                    .unwrap_or_else(|e| panic!("shaders/{}.wgsl: {e}", shader.name));
                 self.device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(shader.name),
-                        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
                     })
             })
             .clone()

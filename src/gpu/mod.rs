@@ -8,7 +8,7 @@ mod tuning;
 
 pub use adapter::{AdapterReport, describe_adapters};
 pub use context::{Gpu, GpuError};
-pub use shader::{Kernel, Shader, grid_1d};
+pub use shader::{Kernel, Shader, expand_includes, grid_1d};
 pub use tuning::{GemmVariant, KERNELS_ENV, Tuning};
 
 /// Environment variable that picks an adapter by a substring of its name or backend.

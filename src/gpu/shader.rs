@@ -5,6 +5,36 @@ pub struct Shader {
     pub source: &'static str,
 }
 
+/// WGSL pieces several shaders share, from `shaders/lib/`: a line `//! include <name>` in a
+/// shader stands for the piece's text.
+const LIBRARY: [(&str, &str); 1] = [(
+    "tree_sum",
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/shaders/lib/tree_sum.wgsl"
+    )),
+)];
+
+/// `source` with every `//! include <name>` line replaced by that piece of the library; an
+/// unknown name is an error naming it.
+pub fn expand_includes(source: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        match line.trim().strip_prefix("//! include ") {
+            Some(name) => {
+                let (_, piece) = LIBRARY
+                    .iter()
+                    .find(|(n, _)| *n == name.trim())
+                    .ok_or_else(|| format!("unknown WGSL include `{}`", name.trim()))?;
+                out.push_str(piece);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// Embeds `shaders/<name>.wgsl` as a [`Shader`].
 #[macro_export]
 macro_rules! shader {

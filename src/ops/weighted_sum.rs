@@ -174,14 +174,14 @@ impl Op for GradWeights {
         let mut args = part_args(parts);
         args.extend([arg(gy), first_dst.clone()]);
         rec.dispatch(
-            kernel("ws_grad_w_partial"),
+            kernel("ws_grad_w_partial").with("SERIAL_TREE", rec.tuning().serial_trees),
             &params,
             args,
             grid_1d(sums as u32),
         );
         if params.chunks > 1 {
             rec.dispatch(
-                kernel("ws_grad_w_final"),
+                kernel("ws_grad_w_final").with("SERIAL_TREE", rec.tuning().serial_trees),
                 &params,
                 vec![first_dst, gw],
                 grid_1d(parts.len() as u32),
