@@ -1,6 +1,7 @@
 //! SF-Head on CTR-GCN as a model: the official parameter counts, refusal of widths the groups
-//! cannot split, finite-difference gradients of the whole module and its losses, and the
-//! training-only tap's promise that a tap-trained checkpoint is plain CTR-GCN.
+//! cannot split, finite-difference gradients of the whole module and its losses, every loss
+//! choice against its definition, and the training-only tap's promise that a tap-trained
+//! checkpoint is plain CTR-GCN.
 
 use std::sync::Arc;
 
@@ -10,12 +11,12 @@ use sfhead::model::ctrgcn::{
     CtrGcn, CtrGcnConfig, Dataset, FRHEAD_BLOCKS, IN_CHANNELS, Placement, SfHeadOptions,
 };
 use sfhead::model::init::Init;
-use sfhead::model::sf_head::{SfHead, SfLossConfig};
+use sfhead::model::sf_head::{Item, SfHead, SfLossConfig};
 use sfhead::model::summary::{parameter_counts, sf_head_counts};
 use sfhead::ops::add::add;
 use sfhead::ops::batch_norm::Mode;
 use sfhead::ops::sgd::SgdConfig;
-use sfhead::testing::{gpu, gradcheck, uniform};
+use sfhead::testing::{Harness, gpu, gradcheck, to_f64, uniform};
 use sfhead::train::{TrainConfig, TrainStep, load, save};
 
 fn parameters(g: &Graph) -> usize {
@@ -215,4 +216,101 @@ fn a_tap_trained_checkpoint_is_plain_ctrgcn() {
     });
     let inline_logits = eval_logits(&gpu, &mut tap, inline, &x);
     assert_ne!(bits(&inline_logits), bits(&tap_logits));
+}
+
+/// Rows of `f` (B·G, q, T, V) as the loss items of `item`, from the definitions of
+/// reference-spec §3.1; B = samples · persons.
+fn items(f: &[f64], item: Item, samples: usize, persons: usize, rows: usize) -> Vec<Vec<f64>> {
+    match item {
+        Item::Sample => f.chunks(f.len() / samples).map(<[f64]>::to_vec).collect(),
+        Item::Rows => f.chunks(f.len() / rows).map(<[f64]>::to_vec).collect(),
+        Item::MeanPersons => f
+            .chunks(f.len() / samples)
+            .map(|sample| {
+                let d = sample.len() / persons;
+                (0..d)
+                    .map(|i| (0..persons).map(|m| sample[m * d + i]).sum::<f64>() / persons as f64)
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Each item definition and each way of combining F-CL's terms gives the losses their
+/// definitions give on the module's own features.
+#[test]
+fn every_loss_choice_matches_its_definition() {
+    use sfhead::model::sf_head::Combine;
+    use sfhead::ops::sf_loss::{FclConfig, cpu};
+    let (samples, persons) = (3, 2);
+    let shape = [samples * persons, 64, 5, 4];
+    let rows = shape[0] * 8;
+    let mut g = Graph::new();
+    let x = g.input("y", &shape);
+    let head = SfHead::new(&mut g, "h", "l1", 64, 8, &mut Init::new(4)).unwrap();
+    let (_, f) = head.forward(&mut g, x, Mode::Train);
+    let choices = [
+        (Item::Sample, Combine::Sum),
+        (Item::MeanPersons, Combine::Sum),
+        (Item::Rows, Combine::Sum),
+        (Item::Sample, Combine::Mean),
+    ];
+    let mut losses = Vec::new();
+    for (item, fcl_terms) in choices {
+        let config = SfLossConfig {
+            item,
+            fcl_terms,
+            ..SfLossConfig::default()
+        };
+        let l = config.losses(&mut g, &f, samples, persons);
+        losses.extend([l.con, l.red]);
+    }
+    let features = [f.r, f.c, f.s, f.t, f.o];
+    let keep: Vec<_> = features.iter().chain(&losses).copied().collect();
+    let h = Harness::new(g, &keep);
+    let y = uniform(31, shape.iter().product(), 0.0, 1.0);
+    let out = h.run(&[(x, &y)], &keep);
+    let feats: Vec<Vec<f64>> = out[..5].iter().map(|v| to_f64(v)).collect();
+    let defaults = SfLossConfig::default();
+    let fcl = FclConfig::default();
+    for (i, (item, fcl_terms)) in choices.into_iter().enumerate() {
+        let [a, c, s, t, o] =
+            [0, 1, 2, 3, 4].map(|k| items(&feats[k], item, samples, persons, rows));
+        let gram: Vec<f64> = s
+            .iter()
+            .flat_map(|si| t.iter().map(|tj| dot(si, tj)))
+            .collect();
+        let norms = |m: &[Vec<f64>]| m.iter().map(|v| dot(v, v)).collect::<Vec<_>>();
+        let kappa = f64::from(defaults.margin / defaults.tau);
+        let red = cpu::frl(
+            &gram,
+            &norms(&s),
+            &norms(&t),
+            f64::from(defaults.alpha),
+            kappa,
+        );
+        let mut con = 0.0;
+        for other in [&c, &s, &t, &o] {
+            let ab: Vec<f64> = a.iter().zip(other.iter()).map(|(u, v)| dot(u, v)).collect();
+            con += cpu::fcl_term(&ab, &norms(&a), &norms(other), &fcl)
+                .iter()
+                .sum::<f64>();
+        }
+        con /= a.len() as f64;
+        if fcl_terms == Combine::Mean {
+            con /= 4.0;
+        }
+        let got = (f64::from(out[5 + 2 * i][0]), f64::from(out[6 + 2 * i][0]));
+        for (what, got, want) in [("F-CL", got.0, con), ("F-RL", got.1, red)] {
+            let error = (got - want).abs() / want.abs();
+            assert!(
+                error < 1e-5,
+                "{item:?}, {fcl_terms:?}: {what} {got} against {want}"
+            );
+        }
+    }
 }
