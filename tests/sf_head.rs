@@ -314,3 +314,34 @@ fn every_loss_choice_matches_its_definition() {
         }
     }
 }
+
+/// Summed over the ten heads, the losses are ten times their mean.
+#[test]
+fn heads_are_averaged_or_summed() {
+    use sfhead::model::sf_head::Combine;
+    use sfhead::train::StepOptions;
+    let gpu = gpu();
+    let x = uniform(41, SHAPE.iter().product(), -1.0, 1.0);
+    let terms = |heads: Combine| {
+        let mut options = SfHeadOptions::default();
+        options.loss.heads = heads;
+        let model = Dataset::Ucla.config().with_sf_head(options);
+        let step_options = StepOptions {
+            sgd: None,
+            keep_gradients: false,
+        };
+        let step = TrainStep::build(&gpu, &mut Store::new(), &SHAPE, step_options, |g, input| {
+            CtrGcn::new(g, model, 0).forward_with_losses(g, input, Mode::Train)
+        })
+        .unwrap();
+        step.step(&x, &[3, 7], 0.0).unwrap();
+        step.loss_terms().unwrap()
+    };
+    let (mean, sum) = (terms(Combine::Mean), terms(Combine::Sum));
+    assert_eq!(mean[0], sum[0], "the cross-entropy does not depend on it");
+    for (m, s) in mean[1..].iter().zip(&sum[1..]) {
+        assert_eq!(m.0, s.0);
+        let ratio = f64::from(s.1) / f64::from(m.1);
+        assert!((ratio - 10.0).abs() < 1e-5, "{}: {ratio}", m.0);
+    }
+}
