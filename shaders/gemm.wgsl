@@ -14,9 +14,9 @@
 // Entries (both workgroup 16×16, a 64×64 tile of C per workgroup, 4×4 per invocation, grid
 // (⌈n/64⌉, ⌈m/64⌉, products·splits)):
 //   gemm:        k-tiles of 16 staged in workgroup memory, for GPUs;
-//   gemm_direct: operands read straight from storage, no workgroup memory and no barrier, and an
-//                invocation whose 4×4 block lies outside C returns at once; for CPU drivers, where
-//                a barrier costs a switch between every invocation of the workgroup.
+//   gemm_direct: operands read straight from storage, no workgroup memory and no barrier, for
+//                CPU drivers (the body is shaders/lib/direct_gemm.wgsl, shared with the
+//                temporal convolution).
 // Both add the products of each output in the same order (k ascending, padding adds exact zeros
 // in `gemm`), so they give the same bits.
 // Bindings: 0 params, 1 a, 2 b, 3 bias (length m if BIAS = 1, n if BIAS = 2; unused if 0), 4 c.
@@ -140,80 +140,49 @@ fn gemm(
         workgroupBarrier();
     }
 
-    store(wid.z, row0 + lid.y * 4u, col0 + lid.x * 4u, acc);
+    store_block(wid.z, row0 + lid.y * 4u, col0 + lid.x * 4u, acc);
 }
 
-// Writes the 4×4 block at (i0, j0) of product-or-split z, with the bias.
-fn store(z: u32, i0: u32, j0: u32, acc: array<array<f32, 4>, 4>) {
-    let c_base = z * p.c_batch;
-    for (var qi = 0u; qi < 4u; qi++) {
-        let gi = i0 + qi;
-        for (var qj = 0u; qj < 4u; qj++) {
-            let gj = j0 + qj;
-            if gi < p.m && gj < p.n {
-                var v = acc[qi][qj];
-                if BIAS == 1u {
-                    v += bias[gi];
-                } else if BIAS == 2u {
-                    v += bias[gj];
-                }
-                c[c_base + gi * p.ldc + gj] = v;
-            }
-        }
-    }
+// Where the kbi-th summed product of product `product` starts in A and in B.
+fn a_origin(product: u32, kbi: u32) -> u32 {
+    return product * p.a_batch + kbi * p.a_kb;
 }
+
+fn b_origin(product: u32, kbi: u32) -> u32 {
+    return product * p.b_batch + kbi * p.b_kb;
+}
+
+// A[i, l] and B[l, j] of the product starting at `base`.
+fn load_a(base: u32, i: u32, l: u32) -> f32 {
+    if TRANS_A {
+        return a[base + l * p.lda + i];
+    }
+    return a[base + i * p.lda + l];
+}
+
+fn load_b(base: u32, l: u32, j: u32) -> f32 {
+    if TRANS_B {
+        return b[base + j * p.ldb + l];
+    }
+    return b[base + l * p.ldb + j];
+}
+
+fn store_c(z: u32, i: u32, j: u32, v: f32) {
+    var out = v;
+    if BIAS == 1u {
+        out += bias[i];
+    } else if BIAS == 2u {
+        out += bias[j];
+    }
+    c[z * p.c_batch + i * p.ldc + j] = out;
+}
+
+//! include direct_gemm
 
 @compute @workgroup_size(16, 16)
 fn gemm_direct(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let i0 = wid.y * TILE + lid.y * 4u;
-    let j0 = wid.x * TILE + lid.x * 4u;
-    if i0 >= p.m || j0 >= p.n {
-        return;
-    }
-    let product = wid.z / p.splits;
-    let split = wid.z % p.splits;
-    let k_tiles = (p.k + KT - 1u) / KT;
-    let first = split * p.iters_per_split;
-    let last = min(first + p.iters_per_split, p.kb * k_tiles);
-    // Rows and columns past C's edge read its last one (in bounds) and are not stored.
-    var rows: array<u32, 4>;
-    var cols: array<u32, 4>;
-    for (var q = 0u; q < 4u; q++) {
-        rows[q] = min(i0 + q, p.m - 1u);
-        cols[q] = min(j0 + q, p.n - 1u);
-    }
-
-    var acc: array<array<f32, 4>, 4>;
-    for (var it = first; it < last; it++) {
-        let kbi = it / k_tiles;
-        let k0 = (it % k_tiles) * KT;
-        let k1 = min(k0 + KT, p.k);
-        let a_base = product * p.a_batch + kbi * p.a_kb;
-        let b_base = product * p.b_batch + kbi * p.b_kb;
-        for (var l = k0; l < k1; l++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var q = 0u; q < 4u; q++) {
-                if TRANS_A {
-                    av[q] = a[a_base + l * p.lda + rows[q]];
-                } else {
-                    av[q] = a[a_base + rows[q] * p.lda + l];
-                }
-                if TRANS_B {
-                    bv[q] = b[b_base + cols[q] * p.ldb + l];
-                } else {
-                    bv[q] = b[b_base + l * p.ldb + cols[q]];
-                }
-            }
-            for (var qi = 0u; qi < 4u; qi++) {
-                for (var qj = 0u; qj < 4u; qj++) {
-                    acc[qi][qj] = fma(av[qi], bv[qj], acc[qi][qj]);
-                }
-            }
-        }
-    }
-    store(wid.z, i0, j0, acc);
+    direct_block(wid, lid);
 }

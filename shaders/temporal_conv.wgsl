@@ -17,8 +17,8 @@
 //   tconv:        k-tiles of 16 staged in workgroup memory so that each loaded operand value is
 //                 used 64 times, for GPUs;
 //   tconv_direct: operands read through the index maps straight from storage, no workgroup
-//                 memory or barrier, for CPU drivers (see gemm.wgsl); the same order of sums, so
-//                 the same bits.
+//                 memory or barrier, for CPU drivers (shaders/lib/direct_gemm.wgsl); the same
+//                 order of sums, so the same bits.
 // Bindings: 0 params, 1 a (w in modes 0 and 1, gy in mode 2), 2 b (x in modes 0 and 2, gy in
 // mode 1), 3 bias (read only when BIAS), 4 c.
 
@@ -68,6 +68,16 @@ fn x_at(sample: u32, ci: u32, t: i32, v: u32) -> f32 {
 // Input frame read by output frame t_out through tap j.
 fn tap(t_out: u32, j: u32) -> i32 {
     return i32(t_out * p.stride + j * p.dilation) - i32(p.pad);
+}
+
+// The kbi-th summed product of product `product` reads sample product + kbi in both operands:
+// mode 2 sums the samples as kb products; modes 0 and 1 have one product per sample and kb = 1.
+fn a_origin(product: u32, kbi: u32) -> u32 {
+    return product + kbi;
+}
+
+fn b_origin(product: u32, kbi: u32) -> u32 {
+    return product + kbi;
 }
 
 // A[i, l] of `sample`; the caller keeps i < m and l < k.
@@ -182,68 +192,23 @@ fn tconv(
         workgroupBarrier();
     }
 
-    store(wid.z, row0 + lid.y * 4u, col0 + lid.x * 4u, acc);
+    store_block(wid.z, row0 + lid.y * 4u, col0 + lid.x * 4u, acc);
 }
 
-// Writes the 4×4 block at (i0, j0) of product-or-split z, with the bias.
-fn store(z: u32, i0: u32, j0: u32, acc: array<array<f32, 4>, 4>) {
-    let c_base = z * p.m * p.n;
-    for (var qi = 0u; qi < 4u; qi++) {
-        let gi = i0 + qi;
-        for (var qj = 0u; qj < 4u; qj++) {
-            let gj = j0 + qj;
-            if gi < p.m && gj < p.n {
-                var v = acc[qi][qj];
-                if BIAS {
-                    v += bias[gi];
-                }
-                c[c_base + gi * p.n + gj] = v;
-            }
-        }
+fn store_c(z: u32, i: u32, j: u32, v: f32) {
+    var out = v;
+    if BIAS {
+        out += bias[i];
     }
+    c[(z * p.m + i) * p.n + j] = out;
 }
+
+//! include direct_gemm
 
 @compute @workgroup_size(16, 16)
 fn tconv_direct(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let i0 = wid.y * TILE + lid.y * 4u;
-    let j0 = wid.x * TILE + lid.x * 4u;
-    if i0 >= p.m || j0 >= p.n {
-        return;
-    }
-    let product = wid.z / p.splits;
-    let split = wid.z % p.splits;
-    let k_tiles = (p.k + KT - 1u) / KT;
-    let first = split * p.iters_per_split;
-    let last = min(first + p.iters_per_split, p.kb * k_tiles);
-    // Rows and columns past C's edge read its last one and are not stored.
-    var rows: array<u32, 4>;
-    var cols: array<u32, 4>;
-    for (var q = 0u; q < 4u; q++) {
-        rows[q] = min(i0 + q, p.m - 1u);
-        cols[q] = min(j0 + q, p.n - 1u);
-    }
-
-    var acc: array<array<f32, 4>, 4>;
-    for (var it = first; it < last; it++) {
-        let sample = product + it / k_tiles;
-        let k0 = (it % k_tiles) * KT;
-        let k1 = min(k0 + KT, p.k);
-        for (var l = k0; l < k1; l++) {
-            var ar: array<f32, 4>;
-            var br: array<f32, 4>;
-            for (var q = 0u; q < 4u; q++) {
-                ar[q] = load_a(sample, rows[q], l);
-                br[q] = load_b(sample, l, cols[q]);
-            }
-            for (var qi = 0u; qi < 4u; qi++) {
-                for (var qj = 0u; qj < 4u; qj++) {
-                    acc[qi][qj] = fma(ar[qi], br[qj], acc[qi][qj]);
-                }
-            }
-        }
-    }
-    store(wid.z, i0, j0, acc);
+    direct_block(wid, lid);
 }

@@ -7,13 +7,22 @@ pub struct Shader {
 
 /// WGSL pieces several shaders share, from `shaders/lib/`: a line `//! include <name>` in a
 /// shader stands for the piece's text.
-const LIBRARY: [(&str, &str); 1] = [(
-    "tree_sum",
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/shaders/lib/tree_sum.wgsl"
-    )),
-)];
+const LIBRARY: [(&str, &str); 2] = [
+    (
+        "tree_sum",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/shaders/lib/tree_sum.wgsl"
+        )),
+    ),
+    (
+        "direct_gemm",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/shaders/lib/direct_gemm.wgsl"
+        )),
+    ),
+];
 
 /// `source` with every `//! include <name>` line replaced by that piece of the library; an
 /// unknown name is an error naming it.
