@@ -184,12 +184,12 @@ fn a_tap_trained_checkpoint_is_plain_ctrgcn() {
             .iter()
             .filter(|k| k.starts_with("sf_heads."));
         assert_eq!(heads.count(), 10 * 30);
-        let rest = loaded
+        let mut rest = loaded
             .unexpected
             .iter()
             .filter(|k| !k.starts_with("sf_heads."));
         assert!(
-            rest.clone().all(|k| k.starts_with("optim.")),
+            rest.all(|k| k.starts_with("optim.")),
             "{:?}",
             loaded.unexpected
         );

@@ -25,8 +25,7 @@ fn fixture() -> TrajectoryFixture {
     TrajectoryFixture::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn follows_pytorch(model: CtrGcnConfig, want: &Trajectory, name: &str) {
-    let f = fixture();
+fn follows_pytorch(f: &TrajectoryFixture, model: CtrGcnConfig, want: &Trajectory, name: &str) {
     let gpu = gpu();
     let mut store = Store::new();
     let sgd = SgdConfig {
@@ -71,7 +70,7 @@ fn follows_pytorch(model: CtrGcnConfig, want: &Trajectory, name: &str) {
 #[test]
 fn ctrgcn_follows_pytorch_for_ten_steps() {
     let f = fixture();
-    follows_pytorch(Dataset::Ntu60.config(), &f.ctrgcn, "CTR-GCN");
+    follows_pytorch(&f, Dataset::Ntu60.config(), &f.ctrgcn, "CTR-GCN");
 }
 
 #[test]
@@ -80,5 +79,5 @@ fn ctrgcn_with_sf_head_follows_pytorch_for_ten_steps() {
     let model = Dataset::Ntu60
         .config()
         .with_sf_head(SfHeadOptions::default());
-    follows_pytorch(model, &f.sfhead, "CTR-GCN + SF-Head");
+    follows_pytorch(&f, model, &f.sfhead, "CTR-GCN + SF-Head");
 }

@@ -133,14 +133,7 @@ impl SfHeadOptions {
             let Some(&(_, width, _)) = b.checked_sub(1).and_then(|i| BLOCKS.get(i)) else {
                 return Err(format!("SF-Head block {b}: CTR-GCN has blocks 1 to 10"));
             };
-            if self.groups == 0 || !width.is_multiple_of(4 * self.groups) {
-                return Err(ChannelError {
-                    block: format!("l{b}"),
-                    channels: width,
-                    groups: self.groups,
-                }
-                .to_string());
-            }
+            ChannelError::check(&format!("l{b}"), width, self.groups).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -203,7 +196,7 @@ impl CtrGcn {
         let (v, m, k) = (config.joints(), config.persons, config.classes);
         let data_bn = BatchNorm::new(g, "data_bn", m * v * IN_CHANNELS);
         let adjacency = config.topology.spatial_adjacency();
-        let blocks = BLOCKS
+        let mut blocks = BLOCKS
             .iter()
             .enumerate()
             .map(|(i, &(cin, cout, stride))| {
@@ -242,7 +235,7 @@ impl CtrGcn {
                     sf_head: None,
                 }
             })
-            .collect::<Vec<_>>();
+            .collect::<Vec<Block>>();
         let fc_std = (2.0 / k as f32).sqrt();
         let fc_weight = g.parameter(
             "fc.weight",
@@ -252,7 +245,6 @@ impl CtrGcn {
         // Only the weight is re-initialised; the bias keeps PyTorch's default U(±1/√fan_in).
         let bound = 1.0 / (FEATURES as f32).sqrt();
         let fc_bias = g.parameter("fc.bias", &[k], init.uniform(k, -bound, bound));
-        let mut blocks = blocks;
         let mut sf_heads = Vec::new();
         if let Some(options) = &config.sf_head {
             for (i, &b) in options.blocks.iter().enumerate() {

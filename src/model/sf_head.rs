@@ -44,6 +44,20 @@ pub struct ChannelError {
     pub groups: usize,
 }
 
+impl ChannelError {
+    /// Refuses `channels` at `block` unless they split into `groups` groups of four equal chunks.
+    pub fn check(block: &str, channels: usize, groups: usize) -> Result<(), Self> {
+        if groups == 0 || !channels.is_multiple_of(4 * groups) {
+            return Err(Self {
+                block: block.to_string(),
+                channels,
+                groups,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// One AC-FA gate: a 2→1 7×7 convolution without bias and a BatchNorm over its single channel.
 #[derive(Debug, Clone, Copy)]
 struct Gate {
@@ -139,13 +153,7 @@ impl SfHead {
         groups: usize,
         init: &mut Init,
     ) -> Result<Self, ChannelError> {
-        if groups == 0 || !channels.is_multiple_of(4 * groups) {
-            return Err(ChannelError {
-                block: block.to_string(),
-                channels,
-                groups,
-            });
-        }
+        ChannelError::check(block, channels, groups)?;
         let q = channels / (4 * groups);
         let mut param = |name: &str, shape: &[usize], value: f32| {
             let n = shape.iter().product();
