@@ -7,9 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sfhead::data::ntu::prepare::{self, NtuArgs};
 use sfhead::data::prepare::{Outcome, PkuPaths, prepare_pku, prepare_ucla};
 use sfhead::gpu::Gpu;
-use sfhead::model::ctrgcn::{
-    CtrGcn, CtrGcnConfig, Dataset, Placement, SfHeadOptions, parse_blocks,
-};
+use sfhead::model::ctrgcn::{CtrGcnConfig, Dataset, Placement, SfHeadOptions, parse_blocks};
 
 /// Skeleton-based action recognition on any GPU: CTR-GCN backbones and the SF-Head module.
 #[derive(Parser)]
@@ -56,6 +54,43 @@ enum Command {
         #[arg(long, value_name = "WORK_DIR")]
         resume: Option<PathBuf>,
     },
+    /// Evaluate a checkpoint: top-1, top-5 and per-class accuracy, with per-sample scores saved
+    /// by sample name (safetensors, and the pickle CTR-GCN's ensemble.py reads).
+    Eval(EvalArgs),
+    /// Fuse per-sample scores of several streams, joined by sample name (docs/ensemble.md).
+    Ensemble(EnsembleArgs),
+    /// Pictures and tables of one run, or of two side by side: curves, confusion matrix,
+    /// per-class accuracy, the paper's ambiguous groups (NTU), t-SNE of the features.
+    Report {
+        /// A work directory of `sfhead train`; with a second one, the two are compared
+        /// (e.g. the backbone, then the backbone + SF-Head).
+        #[arg(required = true, num_args = 1..=2)]
+        runs: Vec<PathBuf>,
+        /// Where the files go (default: `report/` in the first work directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write a checkpoint's model as a plain PyTorch state dict (safetensors) that the reference
+    /// CTR-GCN loads with `strict=True`.
+    Export {
+        checkpoint: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Read a PyTorch state dict (safetensors) into an sfhead checkpoint for `eval` or
+    /// fine-tuning; the model is the one a preset or configuration builds.
+    Import {
+        state_dict: PathBuf,
+        #[arg(long, conflicts_with = "config", required_unless_present = "config")]
+        preset: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override one configuration key, as in `train`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Inspect a model's numerics for comparison with an outside reference.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -64,6 +99,50 @@ enum Command {
         #[command(subcommand)]
         dataset: PrepareDataset,
     },
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A checkpoint of `sfhead train` (`best.safetensors`, `last.safetensors`) or of
+    /// `sfhead import`.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Read the data from here instead of the path in the checkpoint's config.
+    #[arg(long)]
+    data: Option<String>,
+    /// The samples to score: the test split, or the part of the training set the run held out.
+    #[arg(long, value_enum, default_value = "test")]
+    part: sfhead::eval::EvalPart,
+    /// Samples per batch (default: the config's test batch size).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Score only the first this many samples (0: all).
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+    /// Where the scores and accuracies go (default: `eval/` beside the checkpoint, or
+    /// `eval-holdout/` for the held-out part).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EnsembleArgs {
+    /// Score files (.safetensors, .pkl) or work directories, one per stream.
+    #[arg(required = true)]
+    scores: Vec<PathBuf>,
+    /// One weight per stream, e.g. 0.6,0.6,0.4,0.4.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["preset", "search"])]
+    weights: Option<Vec<f32>>,
+    /// Named weights: ctrgcn4 (joint, bone, joint motion, bone motion) or infogcn6.
+    #[arg(long, value_enum, conflicts_with = "search")]
+    preset: Option<sfhead::ensemble::Preset>,
+    /// Fit the weights on these held-out score files or work directories, one per input, in
+    /// order (never on the test scores).
+    #[arg(long, num_args = 1..)]
+    search: Option<Vec<PathBuf>>,
+    /// Write the fused scores here (safetensors, and a .pkl beside it).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -304,6 +383,68 @@ fn main() -> anyhow::Result<ExitCode> {
             json,
         }) => bench_kernels(adapter, batch, repeats, json).map(|()| ExitCode::SUCCESS),
         Command::Prepare { dataset } => prepare_dataset(dataset),
+        Command::Ensemble(args) => {
+            use sfhead::ensemble::Weights;
+            let weights = match (args.weights, args.preset, args.search) {
+                (Some(w), _, _) => Weights::Explicit(w),
+                (_, Some(p), _) => Weights::Preset(p),
+                (_, _, Some(holdout)) => Weights::Search { holdout },
+                _ => Weights::Equal,
+            };
+            print!(
+                "{}",
+                sfhead::ensemble::run(&args.scores, weights, args.out.as_deref())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { runs, out } => {
+            let out = out.unwrap_or_else(|| runs[0].join("report"));
+            print!("{}", sfhead::report::report(&runs, &out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { checkpoint, out } => {
+            let report = sfhead::interop::export(&checkpoint, &out)?;
+            println!("wrote {}: {report}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            state_dict,
+            preset,
+            config,
+            set,
+            out,
+        } => {
+            let source = sfhead::train::ConfigSource {
+                preset: preset.as_deref(),
+                config: config.as_deref(),
+                resume: None,
+                work_dir: None,
+            };
+            let (config, _) = source.resolve(&set)?;
+            let report = sfhead::interop::import(&state_dict, &config, &out)?;
+            println!("wrote {}: {report}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(args) => {
+            let gpu = Arc::new(Gpu::new(adapter)?);
+            eprintln!("{}", gpu.report().summary());
+            let request = sfhead::eval::EvalRequest {
+                checkpoint: args.checkpoint,
+                data: args.data,
+                part: args.part,
+                batch_size: args.batch,
+                limit: args.limit,
+            };
+            let out = args.out.unwrap_or_else(|| {
+                sfhead::eval::default_out_dir(&request.checkpoint, request.part)
+            });
+            let report = sfhead::eval::evaluate(&gpu, &request)?;
+            print!("{report}");
+            for file in sfhead::eval::write_outputs(&report, &out)? {
+                println!("wrote {}", file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Train {
             preset,
             config,
@@ -311,44 +452,19 @@ fn main() -> anyhow::Result<ExitCode> {
             work_dir,
             resume,
         } => {
-            use sfhead::train::{TrainConfig, saved_config, train};
-            let preset = preset.as_deref().unwrap_or(sfhead::train::DEFAULT_PRESET);
-            let default_dir = || PathBuf::from("work_dirs").join(preset);
-            let (base, work_dir) = match (&resume, &config) {
-                (Some(dir), _) => (saved_config(dir)?, dir.clone()),
-                (None, Some(path)) => {
-                    let text = std::fs::read_to_string(path)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                    let config = TrainConfig::from_toml(&text)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                    (config, work_dir.unwrap_or_else(default_dir))
-                }
-                (None, None) => (
-                    TrainConfig::preset(preset)?,
-                    work_dir.unwrap_or_else(default_dir),
-                ),
+            let source = sfhead::train::ConfigSource {
+                preset: preset.as_deref(),
+                config: config.as_deref(),
+                resume: resume.as_deref(),
+                work_dir,
             };
-            let config = base.with_overrides(&set)?;
+            let (config, work_dir) = source.resolve(&set)?;
             let gpu = Arc::new(Gpu::new(adapter)?);
             eprintln!("{}", gpu.report().summary());
-            let summary = train(&gpu, &config, &work_dir, resume.is_some(), |log| {
-                let terms: Vec<String> = log
-                    .loss_terms
-                    .iter()
-                    .map(|(name, value)| format!("{name} {value:.4}"))
-                    .collect();
-                println!(
-                    "epoch {:>3}/{}  lr {:.5}  loss {:.4} ({})  top-1 {:.2} %  top-5 {:.2} %  {:.1} s",
-                    log.epoch + 1,
-                    config.epochs,
-                    log.lr,
-                    log.train_loss,
-                    terms.join(", "),
-                    100.0 * log.top1,
-                    100.0 * log.top5,
-                    log.seconds
-                );
-            })?;
+            let summary =
+                sfhead::train::train(&gpu, &config, &work_dir, resume.is_some(), |log| {
+                    println!("{}", log.line(config.epochs));
+                })?;
             println!(
                 "best top-1 {:.2} % at epoch {}; checkpoints and scores in {}",
                 100.0 * summary.best_top1,
@@ -438,44 +554,11 @@ fn info(selector: Option<&str>) -> anyhow::Result<()> {
 }
 
 fn info_model(args: &ModelArgs) -> anyhow::Result<()> {
-    use sfhead::model::summary::{buffer_values, parameter_counts, sf_head_counts};
-    let mut g = sfhead::engine::Graph::new();
-    let config = args.config()?;
-    let (joints, persons, classes) = (config.joints(), config.persons, config.classes);
-    let heads = config.sf_head.clone();
-    CtrGcn::new(&mut g, config, 0);
-    let counts = parameter_counts(&g);
-    let total: usize = counts.iter().map(|c| c.parameters).sum();
-    let with = match &heads {
-        None => String::new(),
-        Some(o) if o.placement == Placement::Tap => " + SF-Head (tap)".into(),
-        Some(_) => " + SF-Head (in-line)".into(),
-    };
-    println!(
-        "CTR-GCN{with} for {} (V = {joints}, M = {persons}, K = {classes}): {total} parameters, {} buffer values",
-        format!("{:?}", args.dataset).to_lowercase(),
-        buffer_values(&g)
+    let name = format!("{:?}", args.dataset).to_lowercase();
+    print!(
+        "{}",
+        sfhead::model::summary::describe(args.config()?, &name)
     );
-    for part in counts.iter().filter(|p| p.name != "sf_heads") {
-        let detail: Vec<String> = part.parts.iter().map(|(n, c)| format!("{n} {c}")).collect();
-        println!(
-            "  {:<8} {:>9}   {}",
-            part.name,
-            part.parameters,
-            detail.join(", ")
-        );
-    }
-    if let Some(options) = &heads {
-        let rows = sf_head_counts(&g, &options.blocks, options.groups);
-        let sum: usize = rows.iter().map(|r| r.parameters).sum();
-        println!("  SF-Head: {} heads, {sum} parameters", rows.len());
-        for r in &rows {
-            println!(
-                "    {:<12} on l{:<2} C = {:<3} q = {}: {:>4} parameters ({} used by the forward)",
-                r.prefix, r.block, r.channels, r.chunk, r.parameters, r.used
-            );
-        }
-    }
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sfhead::eval::{EvalPart, EvalRequest, evaluate};
+use sfhead::scores::Scores;
 use sfhead::testing::gpu;
 use sfhead::train::{EpochLog, TrainConfig, train};
 
@@ -45,6 +47,7 @@ fn without_times(logs: &[EpochLog]) -> Vec<EpochLog> {
     logs.iter()
         .map(|l| EpochLog {
             seconds: 0.0,
+            wall_time: 0.0,
             ..l.clone()
         })
         .collect()
@@ -99,10 +102,65 @@ fn the_smoke_preset_runs_the_whole_loop() {
     for file in [
         "config.toml",
         "log.jsonl",
+        "log.csv",
+        "events.out.tfevents.sfhead",
         "last.safetensors",
         "best.safetensors",
     ] {
         assert!(dir.join(file).exists(), "{file}");
     }
+    let csv = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "epoch,lr,loss,ce,con,red,top1,top5,test_samples,seconds"
+    );
+    assert_eq!(rows.len(), 3);
+    let first: Vec<&str> = rows[1].split(',').collect();
+    let log = &summary.epochs[0];
+    assert_eq!(first[0], "1");
+    assert_eq!(first[2].parse::<f64>().unwrap(), log.train_loss);
+    assert_eq!(first[6].parse::<f64>().unwrap(), log.top1);
+
+    // The best epoch's scores, re-made by `sfhead eval` from its checkpoint, bit for bit.
+    let best = Scores::read_safetensors(&dir.join("best_scores.safetensors")).unwrap();
+    assert_eq!(best.len(), 16);
+    assert!(best.labels.is_some() && best.features.is_some());
+    let request = EvalRequest {
+        checkpoint: dir.join("best.safetensors"),
+        data: None,
+        part: EvalPart::Test,
+        batch_size: None,
+        limit: 16,
+    };
+    let report = evaluate(&gpu, &request).unwrap();
+    assert_eq!(report.scores.names, best.names);
+    assert_eq!(report.scores.values, best.values);
+    assert_eq!(report.scores.features, best.features);
+    assert_eq!(report.accuracy.top1, summary.best_top1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_diverging_loss_stops_the_run_naming_epoch_step_and_term_and_keeps_the_checkpoint() {
+    let gpu = gpu();
+    let dir = work_dir("nan");
+    // A sane first epoch, then a learning rate that overflows the weights at once.
+    let config = tiny(2)
+        .with_overrides(&[
+            "schedule=step".into(),
+            "warmup_epochs=0".into(),
+            "lr_steps=[1]".into(),
+            "lr_gamma=3e38".into(),
+        ])
+        .unwrap();
+    let error = train(&gpu, &config, &dir, false, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("epoch 2, step 2: the loss is"), "{error}");
+    assert!(error.contains("(term `"), "{error}");
+    assert!(error.contains("still holds epoch 1"), "{error}");
+    let metadata = sfhead::train::read_metadata(&dir.join("last.safetensors")).unwrap();
+    assert_eq!(metadata["epoch"], "1");
     std::fs::remove_dir_all(dir).unwrap();
 }

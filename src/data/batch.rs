@@ -127,6 +127,11 @@ impl Batcher {
         })
     }
 
+    /// The clips this batcher feeds.
+    pub fn set(&self) -> &Arc<dyn ClipSet> {
+        &self.set
+    }
+
     /// Starts assembling the batches of one epoch; they arrive in plan order. After an error
     /// the stream ends.
     pub fn epoch(&self, plan: EpochPlan) -> Batches {

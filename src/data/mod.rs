@@ -4,7 +4,6 @@
 //! file and the place (line, frame, key) where it went wrong.
 
 pub mod batch;
-mod error;
 pub mod feed;
 mod io;
 mod memory;
@@ -15,10 +14,11 @@ pub mod packed;
 pub mod pku;
 pub mod prepare;
 mod sequence;
+pub mod subset;
 mod text;
 pub mod ucla;
 
-pub use error::{DataError, Place};
+pub use crate::error::{DataError, Place};
 pub use memory::InMemoryClips;
 pub use packed::{PackedClips, PackedMeta, PackedWriter, Part};
 pub use sequence::{ClipSet, Sequence};

@@ -5,7 +5,7 @@ use super::graph::{DType, Graph, Role, TensorId, TensorInfo};
 use super::planner::{Plan, plan_activations};
 use super::recorder::{Arg, DispatchSpec, Recorder};
 use super::store::Store;
-use crate::gpu::{Gpu, GpuError, Tuning};
+use crate::gpu::{Binding, Buffer, Dispatch, Gpu, GpuError, SubmissionIndex, Tuning};
 
 /// Portable ceiling for one binding: browsers and some drivers stop at 2 GiB.
 const PORTABLE_BINDING_LIMIT: u64 = 2 << 30;
@@ -34,6 +34,14 @@ pub enum CompileError {
         expected: usize,
         got: usize,
     },
+    #[error(
+        "out of GPU memory allocating {mib:.0} MiB ({activation_mib:.0} MiB of it activations, which grow with the batch): {message}"
+    )]
+    OutOfMemory {
+        mib: f64,
+        activation_mib: f64,
+        message: String,
+    },
     #[error(transparent)]
     Gpu(#[from] GpuError),
 }
@@ -57,18 +65,12 @@ impl MemoryReport {
     }
 }
 
-struct Dispatch {
-    pipeline: Arc<wgpu::ComputePipeline>,
-    bind_group: wgpu::BindGroup,
-    workgroups: [u32; 3],
-}
-
 /// A compiled graph: every buffer allocated, every pipeline and bind group built, so that a step
 /// is one compute pass in one submission with no allocation.
 pub struct Executor {
     gpu: Arc<Gpu>,
     tensors: Vec<TensorInfo>,
-    buffers: Vec<Option<Arc<wgpu::Buffer>>>,
+    buffers: Vec<Option<Arc<Buffer>>>,
     readable: HashSet<TensorId>,
     dispatches: Vec<Dispatch>,
     labels: Vec<String>,
@@ -100,8 +102,9 @@ impl Executor {
         let specs = record(graph, &plan, tuning);
         let tensors: Vec<TensorInfo> = graph.tensors().map(|(_, t)| t.clone()).collect();
 
-        let mut buffers: Vec<Option<Arc<wgpu::Buffer>>> = vec![None; tensors.len()];
-        let slots: Vec<Arc<wgpu::Buffer>> = plan
+        let allocation = gpu.allocation_scope();
+        let mut buffers: Vec<Option<Arc<Buffer>>> = vec![None; tensors.len()];
+        let slots: Vec<Arc<Buffer>> = plan
             .slot_bytes
             .iter()
             .enumerate()
@@ -121,7 +124,7 @@ impl Executor {
                     persistent_bytes += info.bytes();
                     let buffer = gpu.storage_buffer(&info.name, info.bytes());
                     if let Some(init) = &info.init {
-                        gpu.queue.write_buffer(&buffer, 0, init.bytes());
+                        gpu.write_buffer(&buffer, init.bytes());
                     }
                     Some(Arc::new(buffer))
                 }
@@ -142,7 +145,7 @@ impl Executor {
                 }
             }
         }
-        let scratch: Vec<wgpu::Buffer> = scratch_bytes
+        let scratch: Vec<Buffer> = scratch_bytes
             .iter()
             .enumerate()
             .map(|(i, &b)| gpu.storage_buffer(&format!("scratch {i}"), b))
@@ -155,12 +158,8 @@ impl Executor {
         let mut dispatches = Vec::with_capacity(specs.len());
         for spec in &specs {
             let pipeline = gpu.pipeline(&spec.kernel);
-            let uniform = gpu.uniform_buffer(&spec.label, &spec.params);
-            let mut entries = vec![wgpu::BindGroupEntry {
-                binding: 0,
-                resource: uniform.as_entire_binding(),
-            }];
-            for (k, arg) in spec.args.iter().enumerate() {
+            let mut storage = Vec::with_capacity(spec.args.len());
+            for arg in &spec.args {
                 let (buffer, bytes, name) = match arg {
                     Arg::Tensor(t) => {
                         let info = &tensors[t.index()];
@@ -178,25 +177,15 @@ impl Executor {
                         limit,
                     });
                 }
-                entries.push(wgpu::BindGroupEntry {
-                    binding: k as u32 + 1,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(bytes),
-                    }),
-                });
+                storage.push(Binding { buffer, bytes });
             }
-            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(&spec.label),
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
-            });
-            dispatches.push(Dispatch {
+            dispatches.push(gpu.dispatch(
+                &spec.label,
                 pipeline,
-                bind_group,
-                workgroups: spec.workgroups,
-            });
+                &spec.params,
+                &storage,
+                spec.workgroups,
+            ));
         }
 
         let memory = MemoryReport {
@@ -206,6 +195,14 @@ impl Executor {
             persistent_bytes,
             scratch_bytes: scratch_bytes.iter().sum(),
         };
+        let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        if let Err(GpuError::OutOfMemory(message)) = allocation.finish() {
+            return Err(CompileError::OutOfMemory {
+                mib: mib(memory.total_bytes()),
+                activation_mib: mib(memory.activation_bytes),
+                message,
+            });
+        }
         let readable = keep
             .iter()
             .copied()
@@ -281,60 +278,22 @@ impl Executor {
         let buffer = self.buffers[t.index()]
             .as_ref()
             .expect("inputs are allocated");
-        self.gpu.queue.write_buffer(buffer, 0, bytes);
+        self.gpu.write_buffer(buffer, bytes);
     }
 
     /// Records the whole step into one compute pass and submits it once.
-    pub fn run(&self) -> wgpu::SubmissionIndex {
-        let mut encoder = self
-            .gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("step"),
-            });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("step"),
-                timestamp_writes: None,
-            });
-            for d in &self.dispatches {
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, &d.bind_group, &[]);
-                let [x, y, z] = d.workgroups;
-                pass.dispatch_workgroups(x, y, z);
-            }
-        }
-        self.gpu.submit(encoder.finish())
+    pub fn run(&self) -> SubmissionIndex {
+        self.gpu.run("step", &self.dispatches)
     }
 
     /// Runs the step one dispatch at a time, each in its own submission and waited for, and
     /// returns every dispatch's label with its wall-clock time. Slower than [`Executor::run`],
     /// and meant for finding where a step's time goes.
     pub fn profile(&self) -> Vec<(String, std::time::Duration)> {
-        self.gpu.wait_idle();
         self.dispatches
             .iter()
             .zip(&self.labels)
-            .map(|(d, label)| {
-                let start = std::time::Instant::now();
-                let mut encoder = self
-                    .gpu
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-                {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(label),
-                        timestamp_writes: None,
-                    });
-                    pass.set_pipeline(&d.pipeline);
-                    pass.set_bind_group(0, &d.bind_group, &[]);
-                    let [x, y, z] = d.workgroups;
-                    pass.dispatch_workgroups(x, y, z);
-                }
-                self.gpu.submit(encoder.finish());
-                self.gpu.wait_idle();
-                (label.clone(), start.elapsed())
-            })
+            .map(|(d, label)| (label.clone(), self.gpu.time_dispatch(label, d)))
             .collect()
     }
 

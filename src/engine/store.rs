@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use super::executor::CompileError;
 use super::graph::TensorInfo;
-use crate::gpu::{Gpu, GpuError};
+use crate::gpu::{Buffer, Gpu, GpuError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,7 +22,7 @@ pub enum StoreError {
 struct Stored {
     name: String,
     shape: Vec<usize>,
-    buffer: Arc<wgpu::Buffer>,
+    buffer: Arc<Buffer>,
 }
 
 /// Persistent tensors (parameters, running statistics, optimiser state) kept on the GPU by name,
@@ -44,7 +44,7 @@ impl Store {
         &mut self,
         gpu: &Gpu,
         info: &TensorInfo,
-    ) -> Result<Arc<wgpu::Buffer>, CompileError> {
+    ) -> Result<Arc<Buffer>, CompileError> {
         if let Some(&i) = self.index.get(&info.name) {
             let stored = &self.entries[i];
             if stored.shape != info.shape {
@@ -58,7 +58,7 @@ impl Store {
         }
         let buffer = Arc::new(gpu.storage_buffer(&info.name, info.bytes()));
         if let Some(init) = &info.init {
-            gpu.queue.write_buffer(&buffer, 0, init.bytes());
+            gpu.write_buffer(&buffer, init.bytes());
         }
         self.index.insert(info.name.clone(), self.entries.len());
         self.entries.push(Stored {
@@ -105,8 +105,7 @@ impl Store {
                 got: data.len(),
             });
         }
-        gpu.queue
-            .write_buffer(&e.buffer, 0, bytemuck::cast_slice(data));
+        gpu.write_buffer(&e.buffer, bytemuck::cast_slice(data));
         Ok(())
     }
 }

@@ -26,6 +26,22 @@ pub enum GpuError {
     },
     #[error("reading back a buffer failed: {0}")]
     Readback(String),
+    #[error("out of GPU memory: {0}")]
+    OutOfMemory(String),
+}
+
+/// Allocations whose out-of-memory errors are caught rather than left to wgpu's default
+/// handler (which aborts); see [`Gpu::allocation_scope`].
+pub struct AllocationScope(wgpu::ErrorScopeGuard);
+
+impl AllocationScope {
+    /// Ends the scope: the first out-of-memory error of the allocations made in it, if any.
+    pub fn finish(self) -> Result<(), GpuError> {
+        match pollster::block_on(self.0.pop()) {
+            Some(error) => Err(GpuError::OutOfMemory(error.to_string())),
+            None => Ok(()),
+        }
+    }
 }
 
 type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
@@ -33,8 +49,8 @@ type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
 /// A device and queue on the chosen adapter, opened with the adapter's own limits, plus the
 /// caches every op shares.
 pub struct Gpu {
-    pub device: wgpu::Device,
-    pub queue: wgpu::Queue,
+    pub(super) device: wgpu::Device,
+    pub(super) queue: wgpu::Queue,
     report: AdapterReport,
     tuning: Tuning,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
@@ -86,6 +102,17 @@ impl Gpu {
                 }
             })?;
         let tuning = Tuning::for_adapter(report.info.device_type);
+        let adapter_name = report.info.name.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            // Dropping the device reports `Destroyed`; anything else is the driver's doing.
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                eprintln!(
+                    "the GPU device on {adapter_name} was lost ({message}): the driver reset or the \
+                     GPU went away. Checkpoints already written are intact; continue with \
+                     `sfhead train --resume WORK_DIR` once the device is back."
+                );
+            }
+        });
         Ok(Self {
             device,
             queue,
@@ -103,6 +130,11 @@ impl Gpu {
     }
 
     /// The kernel variants used on this adapter.
+    /// Whether the adapter is a CPU driver such as lavapipe.
+    pub fn is_software(&self) -> bool {
+        self.report.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     pub fn tuning(&self) -> Tuning {
         self.tuning
     }
@@ -161,6 +193,11 @@ impl Gpu {
                     })
             })
             .clone()
+    }
+
+    /// Starts catching out-of-memory errors of the allocations that follow on this thread.
+    pub fn allocation_scope(&self) -> AllocationScope {
+        AllocationScope(self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory))
     }
 
     /// A storage buffer of `bytes` (at least 4) that can also be copied to and from.

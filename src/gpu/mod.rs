@@ -3,13 +3,17 @@
 
 mod adapter;
 mod context;
+mod dispatch;
 mod shader;
 mod tuning;
 
 pub use adapter::{AdapterReport, describe_adapters};
-pub use context::{Gpu, GpuError};
+pub use context::{AllocationScope, Gpu, GpuError};
+pub use dispatch::{Binding, Dispatch};
 pub use shader::{Kernel, Shader, expand_includes, grid_1d};
 pub use tuning::{GemmVariant, KERNELS_ENV, Tuning};
+/// Buffers and submissions are handed around above `src/gpu`, never created or used there.
+pub use wgpu::{Buffer, SubmissionIndex};
 
 /// Environment variable that picks an adapter by a substring of its name or backend.
 pub const ADAPTER_ENV: &str = "SFHEAD_ADAPTER";

@@ -330,7 +330,11 @@ impl CtrGcn {
             Some(options) if mode == Mode::Train => self.sf_losses(g, options, &features, n, m),
             _ => Vec::new(),
         };
-        ModelOutput { logits, losses }
+        ModelOutput {
+            logits,
+            losses,
+            features: Some(pooled),
+        }
     }
 
     /// F-CL and F-RL of every head, summed or averaged over the heads.

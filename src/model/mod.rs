@@ -23,11 +23,13 @@ pub struct LossTerm {
     pub weight: f32,
 }
 
-/// What a model's training forward produces: logits and any losses of its own.
+/// What a model's forward produces: logits, any losses of its own, and the pooled features the
+/// classifier reads (for pictures of the feature space), where the model has them.
 #[derive(Debug, Clone)]
 pub struct ModelOutput {
     pub logits: TensorId,
     pub losses: Vec<LossTerm>,
+    pub features: Option<TensorId>,
 }
 
 impl From<TensorId> for ModelOutput {
@@ -35,6 +37,7 @@ impl From<TensorId> for ModelOutput {
         Self {
             logits,
             losses: Vec::new(),
+            features: None,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Parameter counts of a model's graph, grouped by the leading components of their names
 //! (`l5.gcn1.convs.0.conv1.weight` counts toward `l5` and its part `gcn1`).
 
+use std::fmt;
+
+use super::ctrgcn::{CtrGcn, CtrGcnConfig, Placement};
 use crate::engine::{Graph, Role};
 
 /// Parameters of one top-level part of a model, and of its sub-parts.
@@ -96,6 +99,80 @@ pub fn sf_head_counts(g: &Graph, blocks: &[usize], groups: usize) -> Vec<HeadCou
             }
         })
         .collect()
+}
+
+/// What `sfhead info model` prints: a model's parameter counts in total, per block and per
+/// SF-Head instance.
+pub struct ModelDescription {
+    pub config: CtrGcnConfig,
+    /// The benchmark's name (`ntu60`, `ucla`, …).
+    pub dataset: String,
+    pub parameters: usize,
+    pub buffer_values: usize,
+    pub parts: Vec<PartCount>,
+    pub heads: Vec<HeadCount>,
+}
+
+/// Builds CTR-GCN from `config` (no GPU needed) and counts its parameters.
+pub fn describe(config: CtrGcnConfig, dataset: &str) -> ModelDescription {
+    let mut g = Graph::new();
+    CtrGcn::new(&mut g, config.clone(), 0);
+    let parts = parameter_counts(&g);
+    let heads = config
+        .sf_head
+        .as_ref()
+        .map_or_else(Vec::new, |o| sf_head_counts(&g, &o.blocks, o.groups));
+    ModelDescription {
+        parameters: parts.iter().map(|c| c.parameters).sum(),
+        buffer_values: buffer_values(&g),
+        parts,
+        heads,
+        dataset: dataset.to_string(),
+        config,
+    }
+}
+
+impl fmt::Display for ModelDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        let with = match &c.sf_head {
+            None => "",
+            Some(o) if o.placement == Placement::Tap => " + SF-Head (tap)",
+            Some(_) => " + SF-Head (in-line)",
+        };
+        writeln!(
+            f,
+            "CTR-GCN{with} for {} (V = {}, M = {}, K = {}): {} parameters, {} buffer values",
+            self.dataset,
+            c.joints(),
+            c.persons,
+            c.classes,
+            self.parameters,
+            self.buffer_values
+        )?;
+        for part in self.parts.iter().filter(|p| p.name != "sf_heads") {
+            let detail: Vec<String> = part.parts.iter().map(|(n, c)| format!("{n} {c}")).collect();
+            writeln!(
+                f,
+                "  {:<8} {:>9}   {}",
+                part.name,
+                part.parameters,
+                detail.join(", ")
+            )?;
+        }
+        if c.sf_head.is_some() {
+            let sum: usize = self.heads.iter().map(|r| r.parameters).sum();
+            writeln!(f, "  SF-Head: {} heads, {sum} parameters", self.heads.len())?;
+            for r in &self.heads {
+                writeln!(
+                    f,
+                    "    {:<12} on l{:<2} C = {:<3} q = {}: {:>4} parameters ({} used by the forward)",
+                    r.prefix, r.block, r.channels, r.chunk, r.parameters, r.used
+                )?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

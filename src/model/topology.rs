@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::data::{DataError, Place};
+use crate::error::{DataError, Place};
 
 /// The topologies shipped in `graph/`, compiled into the binary.
 const SHIPPED: [(&str, &str); 2] = [

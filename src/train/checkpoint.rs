@@ -93,11 +93,20 @@ impl OutputTensor {
     }
 
     pub fn counter(name: &str, value: i64) -> Self {
+        Self::i64(name, Vec::new(), vec![value])
+    }
+
+    pub fn i64(name: &str, shape: Vec<usize>, values: Vec<i64>) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            values.len(),
+            "`{name}`: shape and data"
+        );
         Self {
             name: name.to_string(),
             dtype: Dtype::I64,
-            shape: Vec::new(),
-            bytes: value.to_le_bytes().to_vec(),
+            shape,
+            bytes: bytemuck::cast_slice(&values).to_vec(),
         }
     }
 }
@@ -121,6 +130,24 @@ pub fn write_tensors(
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The string metadata of a checkpoint, without loading its tensors.
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect())
 }
 
 /// Loads every key of `path` that `store` has (f32, f64 or PyTorch's int64 batch counters,

@@ -69,6 +69,10 @@ pub struct TrainConfig {
     pub sfhead_fcl_terms: String,
     /// Over the heads: mean or sum.
     pub sfhead_heads: String,
+    /// Hold this fraction of the training set out of training (chosen by sample name and seed),
+    /// so that `sfhead eval --part holdout` can score it for fitting ensemble weights.
+    #[serde(default)]
+    pub holdout: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +150,7 @@ impl TrainConfig {
             sfhead_item: "sample".into(),
             sfhead_fcl_terms: "sum".into(),
             sfhead_heads: "mean".into(),
+            holdout: 0.0,
         };
         let ntu = |dataset: &str| Self {
             dataset: dataset.into(),
@@ -333,6 +338,9 @@ impl TrainConfig {
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return invalid("lr: a positive number");
+        }
+        if !(0.0..1.0).contains(&self.holdout) {
+            return invalid("holdout: a fraction of the training set, at least 0 and below 1");
         }
         if self.dataset == "pku" && self.data.is_empty() {
             return invalid("PKU-MMD training needs `data`: the .npz of `sfhead prepare pku`");

@@ -7,29 +7,28 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{OutputTensor, load, save, write_tensors};
+use super::checkpoint::{load, save};
 use super::config::TrainConfig;
+use super::data;
 use super::metrics::top_k_hits;
-use super::step::TrainStep;
+use super::progress::{Lap, RunProgress, eval_bar};
+use super::run_log;
+use super::step::{TrainError, TrainStep};
 use crate::atomic::write_atomic;
 use crate::data::batch::{Batcher, EpochPlan};
-use crate::data::feed::{Feeder, NtuFeeder, Stream, UclaFeeder};
-use crate::data::ntu::npz::NpzClips;
-use crate::data::ucla::UclaSplits;
-use crate::data::{ClipSet, PackedClips, Part};
-use crate::engine::{Executor, Graph, Store, TensorId};
+use crate::engine::{CompileError, Store};
+use crate::eval::Evaluator;
 use crate::gpu::Gpu;
-use crate::model::ctrgcn::{CtrGcn, CtrGcnConfig, Dataset, IN_CHANNELS};
+use crate::model::ctrgcn::{CtrGcn, IN_CHANNELS};
 use crate::ops::batch_norm::Mode;
 use crate::ops::sgd::SgdConfig;
 
 /// Files of a work directory.
 pub const CONFIG_FILE: &str = "config.toml";
-pub const LOG_FILE: &str = "log.jsonl";
 pub const LAST_CHECKPOINT: &str = "last.safetensors";
 pub const BEST_CHECKPOINT: &str = "best.safetensors";
 pub const BEST_SCORES: &str = "best_scores.safetensors";
@@ -49,101 +48,61 @@ pub struct EpochLog {
     pub top5: f64,
     pub test_samples: usize,
     pub seconds: f64,
+    /// When the epoch ended, in seconds since the Unix epoch (TensorBoard's time axis).
+    #[serde(default)]
+    pub wall_time: f64,
 }
 
-/// The datasets and feeders of a configuration.
-struct Data {
-    train: Arc<dyn ClipSet>,
-    test: Arc<dyn ClipSet>,
-    train_feeder: Arc<dyn Feeder>,
-    test_feeder: Arc<dyn Feeder>,
-}
-
-fn data(config: &TrainConfig, dataset: Dataset) -> anyhow::Result<Data> {
-    let stream = if config.stream == "bone" {
-        Stream::Bone
-    } else {
-        Stream::Joint
-    };
-    Ok(match dataset {
-        Dataset::Ucla => {
-            let source = (!config.data.is_empty()).then(|| Path::new(&config.data));
-            let splits = UclaSplits::open(source)?;
-            let feeder = |train| UclaFeeder {
-                frames: config.frames,
-                ..UclaFeeder::new(train, stream, config.motion)
-            };
-            Data {
-                train: Arc::new(splits.train),
-                test: Arc::new(splits.test),
-                train_feeder: Arc::new(feeder(true)),
-                test_feeder: Arc::new(feeder(false)),
-            }
-        }
-        Dataset::Ntu60 | Dataset::Ntu120 | Dataset::Pku => {
-            let path = Path::new(&config.data);
-            let window = config.frames;
-            // CTR-GCN's `.npz` layout (what `prepare pku` writes) or our packed file.
-            let open = |part| -> anyhow::Result<Arc<dyn ClipSet>> {
-                Ok(if path.extension().is_some_and(|e| e == "npz") {
-                    Arc::new(NpzClips::open(path, part)?)
-                } else {
-                    Arc::new(PackedClips::open(path, part)?)
-                })
-            };
-            Data {
-                train: open(Part::Train)?,
-                test: open(Part::Test)?,
-                train_feeder: Arc::new(NtuFeeder {
-                    window,
-                    ..NtuFeeder::train(stream, config.motion)
-                }),
-                test_feeder: Arc::new(NtuFeeder {
-                    window,
-                    ..NtuFeeder::test(stream, config.motion)
-                }),
-            }
-        }
-    })
-}
-
-/// The evaluation graph: the same model in evaluation mode, sharing the training weights.
-struct Evaluator {
-    exe: Executor,
-    x: TensorId,
-    logits: TensorId,
-    batch: usize,
-}
-
-impl Evaluator {
-    fn new(
-        gpu: &Arc<Gpu>,
-        store: &mut Store,
-        shape: [usize; 5],
-        model: CtrGcnConfig,
-        seed: u64,
-    ) -> anyhow::Result<Self> {
-        let mut g = Graph::new();
-        let x = g.input("x", &shape);
-        let logits = CtrGcn::new(&mut g, model, seed).forward(&mut g, x, Mode::Eval);
-        let exe = Executor::compile(gpu, &g, store, &[logits])?;
-        Ok(Self {
-            exe,
-            x,
-            logits,
-            batch: shape[0],
-        })
+impl EpochLog {
+    /// The line printed after the epoch, numbered from 1 of `epochs`.
+    pub fn line(&self, epochs: usize) -> String {
+        let terms: Vec<String> = self
+            .loss_terms
+            .iter()
+            .map(|(name, value)| format!("{name} {value:.4}"))
+            .collect();
+        format!(
+            "epoch {:>3}/{epochs}  lr {:.5}  loss {:.4} ({})  top-1 {:.2} %  top-5 {:.2} %  {:.1} s",
+            self.epoch + 1,
+            self.lr,
+            self.train_loss,
+            terms.join(", "),
+            100.0 * self.top1,
+            100.0 * self.top5,
+            self.seconds
+        )
     }
+}
 
-    /// Logits of a batch of up to `batch` samples; a short batch is padded with zeros, which
-    /// evaluation-mode BN keeps from affecting the real rows.
-    fn logits(&self, x: &[f32], rows: usize) -> anyhow::Result<Vec<f32>> {
-        let mut padded = x.to_vec();
-        padded.resize(x.len() / rows * self.batch, 0.0);
-        self.exe.write(self.x, &padded)?;
-        self.exe.run();
-        let logits = self.exe.read(self.logits)?;
-        Ok(logits[..logits.len() / self.batch * rows].to_vec())
+/// Where a run's configuration comes from: a preset (the default one if none), a TOML file, or
+/// the work directory of a run being resumed.
+pub struct ConfigSource<'a> {
+    pub preset: Option<&'a str>,
+    pub config: Option<&'a Path>,
+    pub resume: Option<&'a Path>,
+    /// Default: `work_dirs/<preset>`.
+    pub work_dir: Option<PathBuf>,
+}
+
+impl ConfigSource<'_> {
+    /// The configuration with `set` (`key=value`) applied, and the work directory.
+    pub fn resolve(self, set: &[String]) -> anyhow::Result<(TrainConfig, PathBuf)> {
+        let preset = self.preset.unwrap_or(super::DEFAULT_PRESET);
+        let work_dir = self
+            .work_dir
+            .unwrap_or_else(|| PathBuf::from("work_dirs").join(preset));
+        let (base, work_dir) = match (self.resume, self.config) {
+            (Some(dir), _) => (saved_config(dir)?, dir.to_path_buf()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                let config = TrainConfig::from_toml(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                (config, work_dir)
+            }
+            (None, None) => (TrainConfig::preset(preset)?, work_dir),
+        };
+        Ok((base.with_overrides(set)?, work_dir))
     }
 }
 
@@ -153,6 +112,41 @@ pub struct Summary {
     pub epochs: Vec<EpochLog>,
     pub best_top1: f64,
     pub best_epoch: usize,
+}
+
+/// Compiles a graph, and on running out of GPU memory says which batch size would fit by
+/// compiling at halved batches (each failed attempt's buffers are freed before the next).
+fn fit_batch<T>(
+    what: &str,
+    batch: usize,
+    mut compile: impl FnMut(usize) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let error = match compile(batch) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    let Some(CompileError::OutOfMemory { .. }) = error
+        .downcast_ref::<TrainError>()
+        .and_then(|t| match t {
+            TrainError::Compile(c) => Some(c),
+            _ => None,
+        })
+        .or_else(|| error.downcast_ref::<CompileError>())
+    else {
+        return Err(error);
+    };
+    let mut smaller = batch / 2;
+    while smaller >= 2 && compile(smaller).is_err() {
+        smaller /= 2;
+    }
+    let hint = if smaller >= 2 {
+        format!("{what} batch {smaller} fits on this adapter")
+    } else {
+        format!("not even a {what} batch of 2 fits on this adapter")
+    };
+    Err(error.context(format!(
+        "the {what} batch of {batch} does not fit in GPU memory; {hint}"
+    )))
 }
 
 /// Trains `config` in `work_dir`; with `resume`, continues from the work directory's last
@@ -165,10 +159,9 @@ pub fn train(
     mut report: impl FnMut(&EpochLog),
 ) -> anyhow::Result<Summary> {
     std::fs::create_dir_all(work_dir)?;
-    let dataset = config.dataset()?;
     let model = config.model()?;
     let (joints, persons, classes) = (model.joints(), model.persons, model.classes);
-    let data = data(config, dataset)?;
+    let data = data::open(config)?;
     let shape = |batch| [batch, IN_CHANNELS, config.frames, joints, persons];
 
     let mut store = Store::new();
@@ -177,16 +170,17 @@ pub fn train(
         weight_decay: config.weight_decay,
         nesterov: config.nesterov,
     };
-    let step = TrainStep::new(gpu, &mut store, &shape(config.batch_size), sgd, |g, x| {
-        CtrGcn::new(g, model.clone(), config.seed).forward_with_losses(g, x, Mode::Train)
+    let step = fit_batch("training", config.batch_size, |batch| {
+        let mut trial = Store::new();
+        let step = TrainStep::new(gpu, &mut trial, &shape(batch), sgd, |g, x| {
+            CtrGcn::new(g, model.clone(), config.seed).forward_with_losses(g, x, Mode::Train)
+        })?;
+        store = trial;
+        Ok(step)
     })?;
-    let evaluator = Evaluator::new(
-        gpu,
-        &mut store,
-        shape(config.test_batch_size),
-        model,
-        config.seed,
-    )?;
+    let evaluator = fit_batch("test", config.test_batch_size, |batch| {
+        Evaluator::new(gpu, &mut store, shape(batch), model.clone(), config.seed)
+    })?;
 
     let mut logs: Vec<EpochLog> = Vec::new();
     let (mut best_top1, mut best_epoch) = (f64::NEG_INFINITY, 0);
@@ -208,11 +202,14 @@ pub fn train(
         };
         best_top1 = number("best_top1")?;
         best_epoch = number("best_epoch")? as usize;
-        let text = std::fs::read_to_string(work_dir.join(LOG_FILE))?;
+        let path = work_dir.join(run_log::LOG_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for (i, line) in text.lines().enumerate() {
-            logs.push(serde_json::from_str(line).map_err(|e| {
-                anyhow::anyhow!("{}: line {}: {e}", work_dir.join(LOG_FILE).display(), i + 1)
-            })?);
+            logs.push(
+                serde_json::from_str(line)
+                    .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), i + 1))?,
+            );
         }
         logs.truncate(number("epoch")? as usize);
     }
@@ -222,75 +219,108 @@ pub fn train(
 
     let train_batches = Batcher::new(data.train.clone(), data.train_feeder, config.threads, 2)?;
     let test_batches = Batcher::new(data.test.clone(), data.test_feeder, config.threads, 2)?;
+    let limit = if config.max_batches == 0 {
+        usize::MAX
+    } else {
+        config.max_batches
+    };
+    let per_epoch = EpochPlan::train(config.batch_size, config.seed, 0)
+        .with_repeat(config.repeat)
+        .batches(data.train.len())
+        .min(limit);
+    let eval_samples = if config.eval_limit == 0 {
+        data.test.len()
+    } else {
+        config.eval_limit.min(data.test.len())
+    };
+    let software = gpu.is_software().then(|| gpu.report().info.name.clone());
+    let mut progress = RunProgress::new(
+        software,
+        config.epochs,
+        config.batch_size,
+        per_epoch,
+        eval_samples.div_ceil(config.test_batch_size),
+    );
     for epoch in logs.len()..config.epochs {
         let start = Instant::now();
         let lr = config.learning_rate(epoch);
         let plan = EpochPlan::train(config.batch_size, config.seed, epoch as u64)
             .with_repeat(config.repeat);
-        let limit = if config.max_batches == 0 {
-            usize::MAX
-        } else {
-            config.max_batches
-        };
         let mut batch_losses = Vec::new();
         let mut term_sums: BTreeMap<String, f64> = BTreeMap::new();
+        let bar = progress.epoch_bar(epoch);
+        let mut lap = Lap::start();
         for batch in train_batches.epoch(plan).take(limit) {
             let batch = batch?;
             let loss = step.step(&batch.x, &batch.labels, lr)?;
             let terms = step.loss_terms()?;
             if !loss.is_finite() {
+                bar.abandon();
                 let culprit = terms
                     .iter()
                     .find(|(_, v)| !v.is_finite())
                     .map_or(String::new(), |(name, v)| {
                         format!(" (term `{name}` is {v})")
                     });
+                let kept = if logs.is_empty() {
+                    "no checkpoint was written yet".to_string()
+                } else {
+                    format!(
+                        "{} still holds epoch {}",
+                        work_dir.join(LAST_CHECKPOINT).display(),
+                        logs.len()
+                    )
+                };
                 anyhow::bail!(
-                    "epoch {epoch}, batch {}: the loss is {loss}{culprit}",
-                    batch_losses.len()
+                    "epoch {}, step {}: the loss is {loss}{culprit}; training stopped and {kept}. \
+                     A lower `lr` or a longer warm-up usually helps",
+                    epoch + 1,
+                    batch_losses.len() + 1
                 );
             }
             for (name, value) in terms {
                 *term_sums.entry(name.to_string()).or_default() += f64::from(value);
             }
+            progress.step(&bar, epoch, batch_losses.len(), lap.next(), loss, lr);
             batch_losses.push(loss);
         }
+        bar.finish_and_clear();
         let batches = batch_losses.len().max(1) as f64;
         let loss_terms = term_sums
             .into_iter()
             .map(|(name, sum)| (name, sum / batches))
             .collect();
 
-        let eval_limit = if config.eval_limit == 0 {
-            data.test.len()
-        } else {
-            config.eval_limit
-        };
-        let (mut hits, mut seen) = ((0, 0), 0);
-        let mut scores = Vec::new();
-        for batch in test_batches.epoch(EpochPlan::test(config.test_batch_size)) {
-            let batch = batch?;
-            let rows = batch.labels.len().min(eval_limit - seen);
-            let logits =
-                evaluator.logits(&batch.x[..batch.x.len() / batch.labels.len() * rows], rows)?;
-            let (top1, top5) = top_k_hits(&logits, &batch.labels[..rows], classes);
-            hits = (hits.0 + top1, hits.1 + top5);
-            scores.extend(logits);
-            seen += rows;
-            if seen >= eval_limit {
-                break;
-            }
+        let bar = eval_bar(eval_samples);
+        let mut lap = Lap::start();
+        let mut eval_laps = Vec::new();
+        let scores = evaluator.score(&test_batches, config.eval_limit, |done| {
+            eval_laps.push(lap.next());
+            bar.set_position(done as u64);
+        })?;
+        bar.finish_and_clear();
+        for took in eval_laps {
+            progress.eval_batch(took);
         }
+        let (top1, top5) = top_k_hits(
+            &scores.values,
+            scores.labels.as_deref().expect("evaluation keeps labels"),
+            classes,
+        );
+        let seen = scores.len();
         let log = EpochLog {
             epoch,
             lr,
             train_loss: batch_losses.iter().map(|&l| f64::from(l)).sum::<f64>() / batches,
             loss_terms,
             batch_losses,
-            top1: hits.0 as f64 / seen.max(1) as f64,
-            top5: hits.1 as f64 / seen.max(1) as f64,
+            top1: top1 as f64 / seen.max(1) as f64,
+            top5: top5 as f64 / seen.max(1) as f64,
             test_samples: seen,
             seconds: start.elapsed().as_secs_f64(),
+            wall_time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
         };
         if log.top1 > best_top1 {
             best_top1 = log.top1;
@@ -299,24 +329,17 @@ pub fn train(
                 gpu,
                 &store,
                 &work_dir.join(BEST_CHECKPOINT),
-                &metadata(config, epoch + 1, best_top1, best_epoch),
+                &checkpoint_metadata(config, epoch + 1, best_top1, best_epoch),
             )?;
-            let names: Vec<&str> = (0..seen).map(|i| data.test.name(i)).collect();
-            let meta = BTreeMap::from([("names".to_string(), names.join(","))]);
-            let logits = OutputTensor::f32("logits", vec![seen, classes], scores);
-            write_tensors(&work_dir.join(BEST_SCORES), &[logits], &meta)?;
+            scores.write_safetensors(&work_dir.join(BEST_SCORES))?;
         }
         logs.push(log);
-        let text: String = logs
-            .iter()
-            .map(|l| serde_json::to_string(l).expect("logs serialise") + "\n")
-            .collect();
-        write_atomic(&work_dir.join(LOG_FILE), |f| f.write_all(text.as_bytes()))?;
+        run_log::write(work_dir, &logs)?;
         save(
             gpu,
             &store,
             &work_dir.join(LAST_CHECKPOINT),
-            &metadata(config, epoch + 1, best_top1, best_epoch),
+            &checkpoint_metadata(config, epoch + 1, best_top1, best_epoch),
         )?;
         report(logs.last().expect("just pushed"));
     }
@@ -327,7 +350,9 @@ pub fn train(
     })
 }
 
-fn metadata(
+/// The metadata of a checkpoint: what it is, the epochs done, the best top-1 so far and at which
+/// epoch, and the configuration that rebuilds its model.
+pub fn checkpoint_metadata(
     config: &TrainConfig,
     epoch: usize,
     best_top1: f64,
@@ -350,4 +375,44 @@ pub fn saved_config(work_dir: &Path) -> anyhow::Result<TrainConfig> {
     let text =
         std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     TrainConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_memory_names_the_batch_that_fits() {
+        let mut tried = Vec::new();
+        let error = fit_batch("training", 64, |batch| -> anyhow::Result<()> {
+            tried.push(batch);
+            if batch > 8 {
+                Err(CompileError::OutOfMemory {
+                    mib: batch as f64,
+                    activation_mib: batch as f64 / 2.0,
+                    message: "Out of Memory".into(),
+                })?;
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(tried, [64, 32, 16, 8]);
+        let text = format!("{error:#}");
+        assert!(
+            text.starts_with("the training batch of 64 does not fit in GPU memory; training batch 8 fits on this adapter: out of GPU memory allocating 64 MiB"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn other_compile_errors_are_not_retried() {
+        let mut calls = 0;
+        let error = fit_batch("test", 64, |_| -> anyhow::Result<()> {
+            calls += 1;
+            anyhow::bail!("a shader failed to compile")
+        })
+        .unwrap_err();
+        assert_eq!(calls, 1);
+        assert_eq!(error.to_string(), "a shader failed to compile");
+    }
 }

@@ -1,3 +1,6 @@
+//! The error of every reader of an input file (datasets, skeleton topologies): which file, where
+//! in it, and what was wrong.
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,84 @@
+//! The datasets and feeders a configuration names, shared by training and evaluation.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::config::TrainConfig;
+use crate::data::feed::{Feeder, NtuFeeder, Stream, UclaFeeder};
+use crate::data::ntu::npz::NpzClips;
+use crate::data::subset::{Subset, split_holdout};
+use crate::data::ucla::UclaSplits;
+use crate::data::{ClipSet, PackedClips, Part};
+
+/// The parts of a dataset a run uses, with the feeders of training and of testing.
+pub struct Data {
+    /// The training set less the held-out part.
+    pub train: Arc<dyn ClipSet>,
+    /// The held-out part of the training set (empty unless `holdout` > 0).
+    pub holdout: Arc<dyn ClipSet>,
+    pub test: Arc<dyn ClipSet>,
+    pub train_feeder: Arc<dyn Feeder>,
+    /// The deterministic feeder: for the test set and the held-out part.
+    pub test_feeder: Arc<dyn Feeder>,
+}
+
+/// Opens the data `config` names (its `data` path, or the bundled NW-UCLA set).
+pub fn open(config: &TrainConfig) -> anyhow::Result<Data> {
+    let stream = if config.stream == "bone" {
+        Stream::Bone
+    } else {
+        Stream::Joint
+    };
+    let dataset = config.dataset()?;
+    // The split sets and feeders, before the held-out part is taken from the training set.
+    let whole = |train: Arc<dyn ClipSet>, test, train_feeder, test_feeder| Data {
+        holdout: Arc::new(Subset::new(train.clone(), Vec::new())),
+        train,
+        test,
+        train_feeder,
+        test_feeder,
+    };
+    let data = if dataset == crate::model::ctrgcn::Dataset::Ucla {
+        let source = (!config.data.is_empty()).then(|| Path::new(&config.data));
+        let splits = UclaSplits::open(source)?;
+        let feeder = |train| UclaFeeder {
+            frames: config.frames,
+            ..UclaFeeder::new(train, stream, config.motion)
+        };
+        whole(
+            Arc::new(splits.train),
+            Arc::new(splits.test),
+            Arc::new(feeder(true)),
+            Arc::new(feeder(false)),
+        )
+    } else {
+        let path = Path::new(&config.data);
+        let window = config.frames;
+        // CTR-GCN's `.npz` layout (what `prepare pku` writes) or our packed file.
+        let open = |part| -> anyhow::Result<Arc<dyn ClipSet>> {
+            Ok(if path.extension().is_some_and(|e| e == "npz") {
+                Arc::new(NpzClips::open(path, part)?)
+            } else {
+                Arc::new(PackedClips::open(path, part)?)
+            })
+        };
+        whole(
+            open(Part::Train)?,
+            open(Part::Test)?,
+            Arc::new(NtuFeeder {
+                window,
+                ..NtuFeeder::train(stream, config.motion)
+            }),
+            Arc::new(NtuFeeder {
+                window,
+                ..NtuFeeder::test(stream, config.motion)
+            }),
+        )
+    };
+    let (train, holdout) = split_holdout(data.train, config.seed, config.holdout);
+    Ok(Data {
+        train,
+        holdout,
+        ..data
+    })
+}
