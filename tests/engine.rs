@@ -268,3 +268,15 @@ fn a_reshape_is_a_free_view_that_keeps_its_buffer_alive() {
         ELEMENTWISE_TOL,
     );
 }
+
+#[test]
+fn parameters_that_do_not_fit_the_wgsl_struct_are_refused() {
+    let gpu = sfhead::testing::gpu();
+    let kernel = sfhead::gpu::Kernel::new(sfhead::shader!("relu"), "relu_forward");
+    assert!(gpu.check_params(&kernel, &7u32.to_le_bytes()).is_ok());
+    let error = gpu.check_params(&kernel, &[0; 8]).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "kernel `relu::relu_forward` is given 8 bytes of parameters, but its WGSL struct is 4 bytes"
+    );
+}

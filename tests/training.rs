@@ -11,6 +11,12 @@ const BATCH: usize = 32;
 const STEPS: u64 = 60;
 
 fn train(model_seed: u64, problem_seed: u64) -> Vec<f32> {
+    run(model_seed, problem_seed, false)
+}
+
+/// The losses of `STEPS` steps, each waited for or (`ahead`) each submitted before the
+/// previous one's losses are read, as the trainer does.
+fn run(model_seed: u64, problem_seed: u64, ahead: bool) -> Vec<f32> {
     let c = TinyConfig::default();
     let mut store = Store::new();
     let shape = [BATCH, c.channels, c.frames, c.joints];
@@ -23,12 +29,25 @@ fn train(model_seed: u64, problem_seed: u64) -> Vec<f32> {
         TinyNet::new(g, &c, model_seed).forward(g, x, Mode::Train)
     })
     .unwrap();
-    (0..STEPS)
-        .map(|i| {
-            let (x, y) = separable_batch(&c, BATCH, problem_seed, i);
-            step.step(&x, &y, 0.1).unwrap()
-        })
-        .collect()
+    if !ahead {
+        return (0..STEPS)
+            .map(|i| {
+                let (x, y) = separable_batch(&c, BATCH, problem_seed, i);
+                step.step(&x, &y, 0.1).unwrap()
+            })
+            .collect();
+    }
+    let mut losses = Vec::new();
+    let mut pending = None;
+    for i in 0..STEPS {
+        let (x, y) = separable_batch(&c, BATCH, problem_seed, i);
+        let next = step.submit(&x, &y, 0.1).unwrap();
+        if let Some(done) = pending.replace(next) {
+            losses.push(step.losses(done).unwrap().loss);
+        }
+    }
+    losses.push(step.losses(pending.unwrap()).unwrap().loss);
+    losses
 }
 
 #[test]
@@ -52,6 +71,14 @@ fn the_same_seed_gives_bit_identical_losses() {
         bits(train(4, 7)),
         "a different model seed should change the run"
     );
+}
+
+#[test]
+fn stepping_one_ahead_gives_the_same_losses_bit_for_bit() {
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    let ahead = bits(run(3, 7, true));
+    assert_eq!(ahead.len(), STEPS as usize);
+    assert_eq!(ahead, bits(run(3, 7, false)));
 }
 
 #[test]

@@ -65,10 +65,14 @@ pub fn time_step(
     for _ in 0..2 {
         step.step(&x, &labels, 0.01)?;
     }
+    // As the trainer runs: each step submitted before the previous one's losses are read.
     let start = Instant::now();
-    for _ in 0..steps.max(1) {
-        step.step(&x, &labels, 0.01)?;
+    let mut pending = step.submit(&x, &labels, 0.01)?;
+    for _ in 1..steps.max(1) {
+        let next = step.submit(&x, &labels, 0.01)?;
+        step.losses(std::mem::replace(&mut pending, next))?;
     }
+    step.losses(pending)?;
     let seconds = start.elapsed().as_secs_f64() / steps.max(1) as f64;
 
     let mut g = Graph::new();

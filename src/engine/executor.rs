@@ -5,7 +5,9 @@ use super::graph::{DType, Graph, Role, TensorId, TensorInfo};
 use super::planner::{Plan, plan_activations};
 use super::recorder::{Arg, DispatchSpec, Recorder};
 use super::store::Store;
-use crate::gpu::{Binding, Buffer, Dispatch, Gpu, GpuError, SubmissionIndex, Tuning};
+use crate::gpu::{
+    Binding, Buffer, Dispatch, Gpu, GpuError, Readback, StagingPool, SubmissionIndex, Tuning,
+};
 
 /// Portable ceiling for one binding: browsers and some drivers stop at 2 GiB.
 const PORTABLE_BINDING_LIMIT: u64 = 2 << 30;
@@ -65,6 +67,12 @@ impl MemoryReport {
     }
 }
 
+/// Values of a submitted step on their way back (see [`Executor::run_reading`]).
+pub struct PendingValues {
+    readback: Readback,
+    lengths: Vec<usize>,
+}
+
 /// A compiled graph: every buffer allocated, every pipeline and bind group built, so that a step
 /// is one compute pass in one submission with no allocation.
 pub struct Executor {
@@ -75,6 +83,7 @@ pub struct Executor {
     dispatches: Vec<Dispatch>,
     labels: Vec<String>,
     memory: MemoryReport,
+    staging: StagingPool,
 }
 
 impl Executor {
@@ -158,6 +167,7 @@ impl Executor {
         let mut dispatches = Vec::with_capacity(specs.len());
         for spec in &specs {
             let pipeline = gpu.pipeline(&spec.kernel);
+            gpu.check_params(&spec.kernel, &spec.params)?;
             let mut storage = Vec::with_capacity(spec.args.len());
             for arg in &spec.args {
                 let (buffer, bytes, name) = match arg {
@@ -222,6 +232,7 @@ impl Executor {
             dispatches,
             labels: specs.into_iter().map(|s| s.label).collect(),
             memory,
+            staging: StagingPool::default(),
         })
     }
 
@@ -297,16 +308,58 @@ impl Executor {
             .collect()
     }
 
-    /// Waits for the queue and reads an f32 tensor: a kept activation or any non-activation.
-    pub fn read(&self, t: TensorId) -> Result<Vec<f32>, CompileError> {
+    /// Submits the step as [`Executor::run`] does, with the values of the kept f32 scalars or
+    /// tensors `read` copied out in the same submission; [`Executor::collect`] returns them
+    /// later without a second submission, so the next step can be encoded and submitted first.
+    pub fn run_reading(&self, read: &[TensorId]) -> Result<PendingValues, CompileError> {
+        let mut sources = Vec::with_capacity(read.len());
+        for &t in read {
+            let (buffer, info) = self.readable_f32(t)?;
+            sources.push((buffer, info.bytes()));
+        }
+        let lengths = read
+            .iter()
+            .map(|t| self.tensors[t.index()].numel())
+            .collect();
+        Ok(PendingValues {
+            readback: self
+                .gpu
+                .run_and_copy("step", &self.dispatches, &sources, &self.staging),
+            lengths,
+        })
+    }
+
+    /// The values of a [`Executor::run_reading`], in its order; waits for that step only.
+    pub fn collect(&self, pending: PendingValues) -> Result<Vec<Vec<f32>>, CompileError> {
+        let bytes = self.gpu.collect(pending.readback, &self.staging)?;
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        let mut at = 0;
+        Ok(pending
+            .lengths
+            .iter()
+            .map(|&n| {
+                let v = values[at..at + n].to_vec();
+                at += n;
+                v
+            })
+            .collect())
+    }
+
+    fn readable_f32(&self, t: TensorId) -> Result<(&Buffer, &TensorInfo), CompileError> {
         let info = &self.tensors[t.index()];
         let buffer = self.buffers[t.index()]
-            .as_ref()
+            .as_deref()
             .filter(|_| self.readable.contains(&t) && info.dtype == DType::F32)
             .ok_or_else(|| CompileError::Access {
                 name: info.name.clone(),
                 what: "a kept f32 tensor",
             })?;
+        Ok((buffer, info))
+    }
+
+    /// Waits for the queue and reads an f32 tensor: a kept activation or any non-activation.
+    pub fn read(&self, t: TensorId) -> Result<Vec<f32>, CompileError> {
+        let (buffer, info) = self.readable_f32(t)?;
         let bytes = self.gpu.read_bytes(buffer, info.bytes())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }

@@ -14,7 +14,7 @@ mod recorder;
 mod store;
 
 pub use autodiff::AutodiffError;
-pub use executor::{CompileError, Executor, MemoryReport};
+pub use executor::{CompileError, Executor, MemoryReport, PendingValues};
 pub use graph::{DType, Data, Graph, Node, Role, TensorId, TensorInfo};
 pub use op::{GradContext, Op};
 pub use planner::{Plan, plan_activations};

@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::adapter::{self, AdapterReport};
-use super::shader::{Kernel, Shader, expand_includes};
+use super::shader::{Kernel, ParamsLayout, Shader, expand_includes, params_layouts};
 use super::tuning::Tuning;
 
 /// Submissions allowed in flight before `submit` waits for the oldest (back-pressure: without
@@ -28,6 +28,15 @@ pub enum GpuError {
     Readback(String),
     #[error("out of GPU memory: {0}")]
     OutOfMemory(String),
+    #[error(
+        "kernel `{shader}::{entry}` is given {given} bytes of parameters, but its WGSL struct {wgsl}"
+    )]
+    Params {
+        shader: &'static str,
+        entry: &'static str,
+        given: usize,
+        wgsl: String,
+    },
 }
 
 /// Allocations whose out-of-memory errors are caught rather than left to wgpu's default
@@ -55,6 +64,7 @@ pub struct Gpu {
     tuning: Tuning,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    params: Mutex<HashMap<&'static str, Vec<(String, ParamsLayout)>>>,
     in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
     submissions: AtomicU64,
 }
@@ -120,6 +130,7 @@ impl Gpu {
             tuning,
             modules: Mutex::default(),
             pipelines: Mutex::default(),
+            params: Mutex::default(),
             in_flight: Mutex::default(),
             submissions: AtomicU64::new(0),
         })
@@ -129,12 +140,12 @@ impl Gpu {
         &self.report
     }
 
-    /// The kernel variants used on this adapter.
     /// Whether the adapter is a CPU driver such as lavapipe.
     pub fn is_software(&self) -> bool {
         self.report.info.device_type == wgpu::DeviceType::Cpu
     }
 
+    /// The kernel variants used on this adapter.
     pub fn tuning(&self) -> Tuning {
         self.tuning
     }
@@ -170,6 +181,36 @@ impl Gpu {
             .entry(key)
             .or_insert(pipeline)
             .clone()
+    }
+
+    /// Checks `params` against the WGSL parameter struct of `kernel` (naga's reflection): the
+    /// same size, and no implicit padding, so that the Rust struct that wrote `params` and the
+    /// shader's cannot disagree by padding.
+    pub fn check_params(&self, kernel: &Kernel, params: &[u8]) -> Result<(), GpuError> {
+        let mut cache = self.params.lock().unwrap();
+        let layouts = cache.entry(kernel.shader.name).or_insert_with(|| {
+            params_layouts(kernel.shader.source)
+                .unwrap_or_else(|e| panic!("shaders/{}.wgsl: {e}", kernel.shader.name))
+        });
+        let error = |wgsl: String| GpuError::Params {
+            shader: kernel.shader.name,
+            entry: kernel.entry,
+            given: params.len(),
+            wgsl,
+        };
+        match layouts.iter().find(|(entry, _)| entry == kernel.entry) {
+            None => Err(error(
+                "is missing (no uniform at group 0, binding 0)".into(),
+            )),
+            Some((_, l)) if !l.dense => Err(error(format!(
+                "has implicit padding or non-4-byte members ({} bytes)",
+                l.size
+            ))),
+            Some((_, l)) if l.size as usize != params.len() => {
+                Err(error(format!("is {} bytes", l.size)))
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     /// Number of distinct pipelines compiled so far.

@@ -1,6 +1,8 @@
 use std::sync::Arc;
 
-use crate::engine::{AutodiffError, CompileError, Executor, Graph, MemoryReport, Store, TensorId};
+use crate::engine::{
+    AutodiffError, CompileError, Executor, Graph, MemoryReport, PendingValues, Store, TensorId,
+};
 use crate::gpu::Gpu;
 use crate::model::ModelOutput;
 use crate::ops::add::add;
@@ -29,6 +31,18 @@ pub struct StepOptions {
     pub sgd: Option<SgdConfig>,
     /// Keep the logits and every parameter gradient readable after a step.
     pub keep_gradients: bool,
+}
+
+/// A submitted step whose losses have not been read yet.
+pub struct PendingStep(PendingValues);
+
+/// What a step's loss came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepLosses {
+    /// The total the gradients are of.
+    pub loss: f32,
+    /// `ce`, then the model's own terms (SF-Head's `con` and `red`), unweighted.
+    pub terms: Vec<(&'static str, f32)>,
 }
 
 /// One compiled training step: forward, the loss (cross-entropy plus the model's own weighted
@@ -127,8 +141,17 @@ impl TrainStep {
         })
     }
 
-    /// Runs one step on a batch and returns its loss (read back after the step).
+    /// Runs one step on a batch and returns its loss, waiting for it.
     pub fn step(&self, x: &[f32], labels: &[u32], lr: f32) -> Result<f32, TrainError> {
+        let pending = self.submit(x, labels, lr)?;
+        Ok(self.losses(pending)?.loss)
+    }
+
+    /// Submits one step on a batch without waiting for it: the loss and its terms come back
+    /// with [`TrainStep::losses`], which can wait until the next step has been submitted, so
+    /// that the device never idles while the host prepares a step. The results are the same
+    /// as stepping one at a time.
+    pub fn submit(&self, x: &[f32], labels: &[u32], lr: f32) -> Result<PendingStep, TrainError> {
         if let Some((position, &label)) = labels
             .iter()
             .enumerate()
@@ -143,8 +166,23 @@ impl TrainStep {
         self.exe.write(self.x, x)?;
         self.exe.write_u32(self.labels, labels)?;
         self.exe.write(self.lr, &[lr])?;
-        self.exe.run();
-        Ok(self.exe.read(self.loss)?[0])
+        let mut read = vec![self.loss];
+        read.extend(self.terms.iter().map(|t| t.1));
+        Ok(PendingStep(self.exe.run_reading(&read)?))
+    }
+
+    /// The loss and its unweighted terms of a submitted step.
+    pub fn losses(&self, pending: PendingStep) -> Result<StepLosses, TrainError> {
+        let values = self.exe.collect(pending.0)?;
+        Ok(StepLosses {
+            loss: values[0][0],
+            terms: self
+                .terms
+                .iter()
+                .zip(&values[1..])
+                .map(|(&(name, _), v)| (name, v[0]))
+                .collect(),
+        })
     }
 
     /// The loss terms of the last step, unweighted: `ce`, then the model's own (SF-Head's

@@ -17,7 +17,7 @@ use super::data;
 use super::metrics::top_k_hits;
 use super::progress::{Lap, RunProgress, eval_bar};
 use super::run_log;
-use super::step::{TrainError, TrainStep};
+use super::step::{PendingStep, StepLosses, TrainError, TrainStep};
 use crate::atomic::write_atomic;
 use crate::data::batch::{Batcher, EpochPlan};
 use crate::engine::{CompileError, Store};
@@ -250,10 +250,25 @@ pub fn train(
         let mut term_sums: BTreeMap<String, f64> = BTreeMap::new();
         let bar = progress.epoch_bar(epoch);
         let mut lap = Lap::start();
-        for batch in train_batches.epoch(plan).take(limit) {
-            let batch = batch?;
-            let loss = step.step(&batch.x, &batch.labels, lr)?;
-            let terms = step.loss_terms()?;
+        // One step ahead: step n + 1 is submitted before the losses of step n are read, so
+        // the device is never idle while the host checks and logs a step.
+        let mut pending: Option<PendingStep> = None;
+        let mut batches = train_batches.epoch(plan).take(limit);
+        loop {
+            let next = match batches.next() {
+                Some(batch) => {
+                    let batch = batch?;
+                    Some(step.submit(&batch.x, &batch.labels, lr)?)
+                }
+                None => None,
+            };
+            let Some(done) = std::mem::replace(&mut pending, next) else {
+                if pending.is_none() {
+                    break;
+                }
+                continue;
+            };
+            let StepLosses { loss, terms } = step.losses(done)?;
             if !loss.is_finite() {
                 bar.abandon();
                 let culprit = terms
