@@ -7,7 +7,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sfhead::data::ntu::prepare::{self, NtuArgs};
 use sfhead::data::prepare::{Outcome, PkuPaths, prepare_pku, prepare_ucla};
 use sfhead::gpu::Gpu;
-use sfhead::model::ctrgcn::{CtrGcnConfig, Dataset, Placement, SfHeadOptions, parse_blocks};
+use sfhead::model::ctrgcn::{
+    Backbone, CtrGcnConfig, Dataset, Placement, SfHeadOptions, parse_blocks,
+};
 
 /// Skeleton-based action recognition on any GPU: CTR-GCN backbones and the SF-Head module.
 #[derive(Parser)]
@@ -182,16 +184,11 @@ struct PkuArgs {
     out: PathBuf,
 }
 
-/// The networks sfhead builds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum ModelKind {
-    Ctrgcn,
-}
-
 #[derive(Args)]
 struct ModelArgs {
+    /// The backbone.
     #[arg(long, value_enum, default_value = "ctrgcn")]
-    model: ModelKind,
+    model: Backbone,
     /// The benchmark the model is configured for (joints, persons, classes).
     #[arg(long, value_enum, default_value = "ntu60")]
     dataset: Dataset,
@@ -208,8 +205,7 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn config(&self) -> anyhow::Result<CtrGcnConfig> {
-        let ModelKind::Ctrgcn = self.model;
-        let config = self.dataset.config();
+        let config = self.dataset.config().with_backbone(self.model);
         if !(self.sfhead || self.sfhead_inline) {
             return Ok(config);
         }

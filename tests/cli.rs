@@ -25,12 +25,16 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 #[test]
 fn info_model_prints_the_exact_counts_and_blocks() {
-    for (dataset, total) in [
-        ("ntu60", "1446672"),
-        ("ntu120", "1462092"),
-        ("ucla", "1426892"),
+    // ST-GCN is CTR-GCN's `baseline.py`, 2,108,322 parameters at NTU120 (backbones spec §3).
+    for (model, dataset, total) in [
+        ("ctrgcn", "ntu60", "1446672"),
+        ("ctrgcn", "ntu120", "1462092"),
+        ("ctrgcn", "ucla", "1426892"),
+        ("stgcn", "ntu60", "2092902"),
+        ("stgcn", "ntu120", "2108322"),
+        ("stgcn", "ucla", "2073122"),
     ] {
-        let out = sfhead(&["info", "model", "--model", "ctrgcn", "--dataset", dataset]);
+        let out = sfhead(&["info", "model", "--model", model, "--dataset", dataset]);
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains(&format!("{total} parameters")), "{text}");

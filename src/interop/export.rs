@@ -123,7 +123,7 @@ pub fn export(checkpoint: &Path, out: &Path) -> Result<ExportReport, InteropErro
 
     let mut metadata = BTreeMap::from([
         ("format".to_string(), "pt".to_string()),
-        ("model".to_string(), "ctrgcn".to_string()),
+        ("model".to_string(), config.model.clone()),
         ("dataset".to_string(), config.dataset.clone()),
         ("sfhead".to_string(), "off".to_string()),
     ]);

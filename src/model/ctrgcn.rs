@@ -10,6 +10,7 @@
 use super::init::Init;
 use super::ms_tcn::{MsTcn, UnitTcn};
 use super::sf_head::{ChannelError, Combine, SfFeatures, SfHead, SfLossConfig};
+use super::stgcn::{StGcnUnit, StTcn};
 use super::topology::Topology;
 use super::unit_gcn::{UnitGcn, UnitGcnConfig};
 use super::{LossTerm, ModelOutput};
@@ -58,6 +59,7 @@ impl Dataset {
             Dataset::Pku => (51, 2, "ntu25"),
         };
         CtrGcnConfig {
+            backbone: Backbone::Ctrgcn,
             classes,
             persons,
             topology: Topology::shipped(topology).expect("shipped topologies are valid"),
@@ -139,8 +141,44 @@ impl SfHeadOptions {
     }
 }
 
+/// The GCN backbones built on CTR-GCN's skeleton (the same data_bn, block widths and strides,
+/// residuals and head); they differ in the units of a block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backbone {
+    /// CTR-GCN: CTR-GC graph convolution and the multi-scale TCN.
+    #[default]
+    Ctrgcn,
+    /// ST-GCN as CTR-GCN's `baseline.py` (`src/model/stgcn.rs`).
+    Stgcn,
+}
+
+impl Backbone {
+    /// The name of the backbone in configurations, checkpoints and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ctrgcn => "ctrgcn",
+            Self::Stgcn => "stgcn",
+        }
+    }
+
+    /// What a person calls it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Ctrgcn => "CTR-GCN",
+            Self::Stgcn => "ST-GCN",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Ctrgcn, Self::Stgcn]
+            .into_iter()
+            .find(|b| b.name() == name)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CtrGcnConfig {
+    pub backbone: Backbone,
     pub classes: usize,
     /// M: persons per sample, folded into the batch (row n·M + m).
     pub persons: usize,
@@ -151,6 +189,11 @@ pub struct CtrGcnConfig {
 impl CtrGcnConfig {
     pub fn joints(&self) -> usize {
         self.topology.joint_count()
+    }
+
+    /// The same benchmark's network with another backbone.
+    pub fn with_backbone(self, backbone: Backbone) -> Self {
+        Self { backbone, ..self }
     }
 
     /// The same network with SF-Head attached as `options` say.
@@ -171,9 +214,20 @@ enum Residual {
     Unit(UnitTcn),
 }
 
+// Boxed: a block holds one unit of each kind, and the kinds differ much in size.
+enum Gcn {
+    Ctr(Box<UnitGcn>),
+    St(Box<StGcnUnit>),
+}
+
+enum Tcn {
+    Ms(Box<MsTcn>),
+    St(StTcn),
+}
+
 struct Block {
-    gcn: UnitGcn,
-    tcn: MsTcn,
+    gcn: Gcn,
+    tcn: Tcn,
     residual: Residual,
     /// Index into `CtrGcn::sf_heads` of the head attached here.
     sf_head: Option<usize>,
@@ -206,20 +260,35 @@ impl CtrGcn {
                     out_channels: cout,
                     joints: v,
                 };
-                let gcn = UnitGcn::new(
-                    g,
-                    &format!("{prefix}.gcn1"),
-                    &unit,
-                    adjacency.as_slice(),
-                    &mut init,
-                );
-                let tcn = MsTcn::new(
-                    g,
-                    &format!("{prefix}.tcn1"),
-                    (cout, cout),
-                    stride,
-                    &mut init,
-                );
+                let (gcn_prefix, tcn_prefix) = (format!("{prefix}.gcn1"), format!("{prefix}.tcn1"));
+                let (gcn, tcn) = match config.backbone {
+                    Backbone::Ctrgcn => (
+                        Gcn::Ctr(Box::new(UnitGcn::new(
+                            g,
+                            &gcn_prefix,
+                            &unit,
+                            adjacency.as_slice(),
+                            &mut init,
+                        ))),
+                        Tcn::Ms(Box::new(MsTcn::new(
+                            g,
+                            &tcn_prefix,
+                            (cout, cout),
+                            stride,
+                            &mut init,
+                        ))),
+                    ),
+                    Backbone::Stgcn => (
+                        Gcn::St(Box::new(StGcnUnit::new(
+                            g,
+                            &gcn_prefix,
+                            (cin, cout),
+                            v,
+                            &mut init,
+                        ))),
+                        Tcn::St(StTcn::new(g, &tcn_prefix, cout, stride, &mut init)),
+                    ),
+                };
                 let residual = if i == 0 {
                     Residual::Zero
                 } else if cin == cout && stride == 1 {
@@ -300,7 +369,10 @@ impl CtrGcn {
         let mut h = permute(g, h, &[n, m, v, c, t], &[0, 1, 3, 4, 2], &[n * m, c, t, v]);
         let mut features: Vec<SfFeatures> = Vec::new();
         for block in &self.blocks {
-            let mut y = block.gcn.forward(g, h, mode);
+            let mut y = match &block.gcn {
+                Gcn::Ctr(unit) => unit.forward(g, h, mode),
+                Gcn::St(unit) => unit.forward(g, h, mode),
+            };
             if let (Some(i), Some(options)) = (block.sf_head, &self.config.sf_head) {
                 let inline = options.placement == Placement::Inline;
                 if inline || mode == Mode::Train {
@@ -311,7 +383,10 @@ impl CtrGcn {
                     }
                 }
             }
-            let y = block.tcn.forward(g, y, mode);
+            let y = match &block.tcn {
+                Tcn::Ms(tcn) => tcn.forward(g, y, mode),
+                Tcn::St(tcn) => tcn.forward(g, y, mode),
+            };
             let y = match &block.residual {
                 Residual::Zero => y,
                 Residual::Identity => add(g, y, h),

@@ -6,6 +6,7 @@ pub mod init;
 pub mod layers;
 pub mod ms_tcn;
 pub mod sf_head;
+pub mod stgcn;
 pub mod summary;
 pub mod tiny;
 pub mod topology;

@@ -113,7 +113,7 @@ pub struct ModelDescription {
     pub heads: Vec<HeadCount>,
 }
 
-/// Builds CTR-GCN from `config` (no GPU needed) and counts its parameters.
+/// Builds the network of `config` (no GPU needed) and counts its parameters.
 pub fn describe(config: CtrGcnConfig, dataset: &str) -> ModelDescription {
     let mut g = Graph::new();
     CtrGcn::new(&mut g, config.clone(), 0);
@@ -142,7 +142,8 @@ impl fmt::Display for ModelDescription {
         };
         writeln!(
             f,
-            "CTR-GCN{with} for {} (V = {}, M = {}, K = {}): {} parameters, {} buffer values",
+            "{}{with} for {} (V = {}, M = {}, K = {}): {} parameters, {} buffer values",
+            c.backbone.title(),
             self.dataset,
             c.joints(),
             c.persons,

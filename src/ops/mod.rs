@@ -5,6 +5,7 @@ pub mod add;
 pub mod aggregate;
 pub mod batch_norm;
 pub mod channel_affine;
+pub mod col_norm;
 pub mod concat;
 pub mod conv1x1;
 pub mod cross_entropy;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ctrgcn::{Dataset, Placement, SfHeadOptions, parse_blocks};
+use crate::model::ctrgcn::{Backbone, Dataset, Placement, SfHeadOptions, parse_blocks};
 use crate::model::sf_head::{Combine, Item, SfLossConfig};
 use crate::ops::sf_loss::PhiSign;
 
@@ -11,7 +11,10 @@ use crate::ops::sf_loss::PhiSign;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// ntu60, ntu120 or ucla.
+    /// The backbone: ctrgcn or stgcn.
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// ntu60, ntu120, ucla or pku.
     pub dataset: String,
     /// NW-UCLA: an `all_sqe` directory or tar.gz (empty: the bundled set). NTU: a packed file
     /// from `sfhead prepare ntu`.
@@ -85,8 +88,12 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+fn default_model() -> String {
+    Backbone::Ctrgcn.name().into()
+}
+
 /// The names [`TrainConfig::preset`] knows.
-pub const PRESETS: [&str; 12] = [
+pub const PRESETS: [&str; 18] = [
     "sfhead-ucla",
     "sfhead-ntu60",
     "sfhead-ntu120",
@@ -98,6 +105,12 @@ pub const PRESETS: [&str; 12] = [
     "ctrgcn-ucla-cosine",
     "ctrgcn-pku-xsub",
     "ctrgcn-pku-xview",
+    "stgcn-ntu60",
+    "stgcn-ntu120",
+    "stgcn-ucla",
+    "sfhead-stgcn-ntu60",
+    "sfhead-stgcn-ntu120",
+    "sfhead-stgcn-ucla",
     "smoke",
 ];
 
@@ -113,7 +126,22 @@ impl TrainConfig {
     /// `sfhead prepare pku` (`data` = its path). `smoke` runs the whole loop on a few NW-UCLA
     /// clips in about a minute on a CPU driver.
     pub fn preset(name: &str) -> Result<Self, ConfigError> {
+        // Another backbone on a CTR-GCN recipe: ST-GCN's own (FR-Head's, backbones spec §3e)
+        // is CTR-GCN's, and the SF-Head paper's recipe is the same for every backbone.
+        let on_ctrgcn_recipe = name
+            .strip_prefix("stgcn-")
+            .map(|rest| format!("ctrgcn-{rest}"))
+            .or_else(|| {
+                name.strip_prefix("sfhead-stgcn-")
+                    .map(|rest| format!("sfhead-{rest}"))
+            });
+        if let Some(recipe) = on_ctrgcn_recipe {
+            let mut config = Self::preset(&recipe).map_err(|_| ConfigError::Preset(name.into()))?;
+            config.model = Backbone::Stgcn.name().into();
+            return Ok(config);
+        }
         let ucla = Self {
+            model: default_model(),
             dataset: "ucla".into(),
             data: String::new(),
             stream: "joint".into(),
@@ -312,8 +340,13 @@ impl TrainConfig {
     }
 
     /// The network this configuration trains.
+    pub fn backbone(&self) -> Result<Backbone, ConfigError> {
+        Backbone::parse(&self.model)
+            .ok_or_else(|| ConfigError::Invalid(format!("model `{}`: ctrgcn or stgcn", self.model)))
+    }
+
     pub fn model(&self) -> Result<crate::model::ctrgcn::CtrGcnConfig, ConfigError> {
-        let model = self.dataset()?.config();
+        let model = self.dataset()?.config().with_backbone(self.backbone()?);
         Ok(match self.sf_head()? {
             Some(options) => model.with_sf_head(options),
             None => model,
@@ -323,6 +356,7 @@ impl TrainConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.into()));
         self.dataset()?;
+        self.backbone()?;
         self.sf_head()?;
         if !["joint", "bone"].contains(&self.stream.as_str()) {
             return invalid("stream: joint or bone");
@@ -417,6 +451,39 @@ mod tests {
         assert!(base.with_overrides(&["stream=legs".into()]).is_err());
         assert!(base.with_overrides(&["batch_size=1".into()]).is_err());
         assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn every_preset_resolves_and_stgcn_ones_keep_the_ctrgcn_recipe() {
+        for name in PRESETS {
+            TrainConfig::preset(name).unwrap();
+        }
+        for (stgcn, recipe) in [
+            ("stgcn-ntu120", "ctrgcn-ntu120"),
+            ("sfhead-stgcn-ucla", "sfhead-ucla"),
+        ] {
+            let a = TrainConfig::preset(stgcn).unwrap();
+            let b = TrainConfig::preset(recipe).unwrap();
+            assert_eq!(a.model, "stgcn");
+            assert_eq!(a.backbone().unwrap(), Backbone::Stgcn);
+            assert_eq!(
+                TrainConfig {
+                    model: b.model.clone(),
+                    ..a
+                },
+                b
+            );
+        }
+        assert!(TrainConfig::preset("stgcn-nothing").is_err());
+    }
+
+    #[test]
+    fn a_configuration_without_a_model_key_is_ctrgcn() {
+        let mut table: toml::Table =
+            toml::from_str(&TrainConfig::preset("ctrgcn-ucla").unwrap().to_toml()).unwrap();
+        table.remove("model");
+        let c = TrainConfig::from_toml(&toml::to_string(&table).unwrap()).unwrap();
+        assert_eq!(c.backbone().unwrap(), Backbone::Ctrgcn);
     }
 
     #[test]

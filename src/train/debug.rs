@@ -125,6 +125,7 @@ pub fn debug_grads(
     input: &Path,
     out: &Path,
 ) -> anyhow::Result<DebugReport> {
+    let backbone = config.backbone;
     let batch = read_batch(input)?;
     let fits = batch.shape[1] == IN_CHANNELS
         && batch.shape[3] == config.joints()
@@ -187,7 +188,7 @@ pub fn debug_grads(
         ));
     }
     let metadata = BTreeMap::from([
-        ("model".to_string(), "ctrgcn".to_string()),
+        ("model".to_string(), backbone.name().to_string()),
         ("dataset".to_string(), format!("{dataset:?}").to_lowercase()),
         ("adapter".to_string(), gpu.report().summary()),
     ]);

@@ -125,7 +125,9 @@ impl RunProgress {
             self.batch_size as f64 / per_step,
             human(run_left)
         ));
-        if self.software.is_some() && !self.estimated && self.step_seconds.count >= ESTIMATE_AFTER {
+        // Short epochs are estimated from what they have, so the estimate comes before the end.
+        let enough = ESTIMATE_AFTER.min(self.batches_per_epoch.saturating_sub(1).max(1));
+        if self.software.is_some() && !self.estimated && self.step_seconds.count >= enough {
             self.estimated = true;
             let epoch_s = per_step * self.batches_per_epoch as f64 + eval;
             bar.suspend(|| {
@@ -164,7 +166,18 @@ impl Lap {
 
 #[cfg(test)]
 mod tests {
-    use super::human;
+    use super::*;
+
+    #[test]
+    fn a_short_epoch_is_estimated_before_it_ends() {
+        let mut p = RunProgress::new(Some("llvmpipe".into()), 8, 4, 3, 2);
+        let bar = ProgressBar::hidden();
+        for i in 0..3 {
+            assert!(!p.estimated, "estimated before step {i}");
+            p.step(&bar, 0, i, Duration::from_secs(2), 1.0, 0.1);
+        }
+        assert!(p.estimated);
+    }
 
     #[test]
     fn durations_read_as_a_person_would_say_them() {

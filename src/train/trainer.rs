@@ -374,7 +374,7 @@ pub fn checkpoint_metadata(
     best_epoch: usize,
 ) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("model".to_string(), "ctrgcn".to_string()),
+        ("model".to_string(), config.model.clone()),
         ("sfhead".to_string(), config.sfhead.clone()),
         ("dataset".to_string(), config.dataset.clone()),
         ("epoch".to_string(), epoch.to_string()),

@@ -3,6 +3,7 @@
 //! on a fixed input.
 
 mod batch_norm;
+mod col_norm;
 mod ctrgc;
 mod elementwise;
 mod gemm;

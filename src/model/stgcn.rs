@@ -1,0 +1,154 @@
+//! ST-GCN as the SF-Head paper counts it (2,108,322 parameters at NTU120): the variant in the
+//! CTR-GCN repository's `model/baseline.py` (backbones spec §3). It shares CTR-GCN's skeleton —
+//! `data_bn`, ten blocks of the same widths and strides, the residuals, the head — and differs in
+//! the two units of a block:
+//!
+//! - `gcn1`: three learnable V×V matrices `PA`, initialised to the identity (no skeleton prior)
+//!   and L2-normalised per column at every forward; the input is aggregated over joints first,
+//!   then projected by a 1×1 conv per subset (`conv_d.{i}`); the subsets are summed, normalised by
+//!   a BN with γ = 1e-6, added to `down` (the input, or a 1×1 conv + BN when the width changes)
+//!   and passed through ReLU;
+//! - `tcn1`: one 5×1 temporal convolution (stride s) and a BN, without ReLU.
+
+use super::init::Init;
+use super::layers::Conv;
+use super::unit_gcn::Down;
+use crate::engine::{Graph, TensorId};
+use crate::ops::batch_norm::{BatchNorm, Mode};
+use crate::ops::col_norm::col_l2_normalize;
+use crate::ops::concat::split;
+use crate::ops::matmul::matmul;
+use crate::ops::reshape::reshape;
+use crate::ops::temporal_conv::temporal_conv;
+use crate::ops::{add::add, relu::relu};
+
+/// Adjacency subsets of a unit.
+pub const SUBSETS: usize = 3;
+/// The temporal kernel of `tcn1`.
+pub const TEMPORAL_KERNEL: usize = 5;
+
+/// `unit_gcn` of `baseline.py`.
+#[derive(Debug, Clone)]
+pub struct StGcnUnit {
+    /// (3, V, V), initialised to three identities.
+    pub pa: TensorId,
+    pub conv_d: Vec<Conv>,
+    pub down: Option<Down>,
+    pub bn: BatchNorm,
+}
+
+impl StGcnUnit {
+    /// Declares `{prefix}.PA`, `conv_d.{i}`, `down.{0,1}` and `bn` in state-dict order. Convs are
+    /// kaiming_normal (fan out) with zero bias, except `conv_d`, drawn from N(0, 2/(C_out·C_in·3))
+    /// as the official `conv_branch_init` does; BNs start at γ = 1 except the output's 1e-6.
+    pub fn new(
+        g: &mut Graph,
+        prefix: &str,
+        (cin, cout): (usize, usize),
+        joints: usize,
+        init: &mut Init,
+    ) -> Self {
+        let mut identity = vec![0.0; SUBSETS * joints * joints];
+        for k in 0..SUBSETS {
+            for v in 0..joints {
+                identity[(k * joints + v) * joints + v] = 1.0;
+            }
+        }
+        let pa = g.parameter(
+            &format!("{prefix}.PA"),
+            &[SUBSETS, joints, joints],
+            identity,
+        );
+        let branch_std = (2.0 / (cout * cin * SUBSETS) as f32).sqrt();
+        let conv_d = (0..SUBSETS)
+            .map(|i| {
+                let key = format!("{prefix}.conv_d.{i}");
+                Conv {
+                    weight: g.parameter(
+                        &format!("{key}.weight"),
+                        &[cout, cin, 1, 1],
+                        init.normal(cout * cin, 0.0, branch_std),
+                    ),
+                    bias: g.parameter(&format!("{key}.bias"), &[cout], vec![0.0; cout]),
+                }
+            })
+            .collect();
+        let down = (cin != cout).then(|| Down {
+            conv: Conv::kaiming(g, &format!("{prefix}.down.0"), [cout, cin, 1, 1], init),
+            bn: BatchNorm::new(g, &format!("{prefix}.down.1"), cout),
+        });
+        let bn = BatchNorm::with_weight(g, &format!("{prefix}.bn"), vec![1e-6; cout]);
+        Self {
+            pa,
+            conv_d,
+            down,
+            bn,
+        }
+    }
+
+    /// y (B, C_out, T, V) of x (B, C_in, T, V).
+    pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        let shape = g.shape(x).to_vec();
+        let [b, c, t, v] = shape[..] else {
+            panic!("ST-GCN's unit takes (B, C, T, V), got {shape:?}");
+        };
+        let a = col_l2_normalize(g, self.pa);
+        let a = reshape(g, a, &[1, SUBSETS, v * v]);
+        let subsets = split(g, a, &[1; SUBSETS]);
+        let rows = reshape(g, x, &[b * c * t, v]);
+        let mut sum = None;
+        for (conv, a_i) in self.conv_d.iter().zip(subsets) {
+            let a_i = reshape(g, a_i, &[v, v]);
+            // Aggregate over joints at C_in, then project: the reverse of CTR-GCN's order.
+            let z = matmul(g, rows, a_i, false, false);
+            let z = reshape(g, z, &[b, c, t, v]);
+            let z = conv.apply_1x1(g, z);
+            sum = Some(match sum {
+                Some(s) => add(g, s, z),
+                None => z,
+            });
+        }
+        let y = self.bn.apply(g, sum.expect("three subsets"), mode);
+        let residual = match &self.down {
+            Some(down) => {
+                let h = down.conv.apply_1x1(g, x);
+                down.bn.apply(g, h, mode)
+            }
+            None => x,
+        };
+        let y = add(g, y, residual);
+        relu(g, y)
+    }
+}
+
+/// `unit_tcn(C, C, kernel_size=5, stride=s)` of `baseline.py`: conv then BN.
+#[derive(Debug, Clone, Copy)]
+pub struct StTcn {
+    pub conv: Conv,
+    pub bn: BatchNorm,
+    pub stride: usize,
+}
+
+impl StTcn {
+    /// `{prefix}.conv` (kaiming_normal, fan out; zero bias) and `{prefix}.bn` (γ = 1).
+    pub fn new(
+        g: &mut Graph,
+        prefix: &str,
+        channels: usize,
+        stride: usize,
+        init: &mut Init,
+    ) -> Self {
+        let shape = [channels, channels, TEMPORAL_KERNEL, 1];
+        Self {
+            conv: Conv::kaiming(g, &format!("{prefix}.conv"), shape, init),
+            bn: BatchNorm::new(g, &format!("{prefix}.bn"), channels),
+            stride,
+        }
+    }
+
+    /// (B, C, T, V) → (B, C, ⌊(T − 1)/s⌋ + 1, V).
+    pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        let h = temporal_conv(g, x, self.conv.weight, Some(self.conv.bias), 1, self.stride);
+        self.bn.apply(g, h, mode)
+    }
+}
