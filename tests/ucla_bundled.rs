@@ -158,3 +158,28 @@ fn a_directory_reads_like_the_archive() {
     assert_eq!(a, b);
     assert_eq!(read_clips(&dir, || {}).unwrap().len(), 8);
 }
+
+#[test]
+fn a_held_out_part_leaves_training_and_is_the_same_for_every_stream() {
+    use sfhead::train::TrainConfig;
+    let config = |stream: &str| {
+        TrainConfig::preset("ctrgcn-ucla")
+            .unwrap()
+            .with_overrides(&["holdout=0.1".into(), format!("stream={stream}")])
+            .unwrap()
+    };
+    let names = |set: &std::sync::Arc<dyn ClipSet>| -> BTreeSet<String> {
+        (0..set.len()).map(|i| set.name(i).to_string()).collect()
+    };
+    let joint = sfhead::train::data::open(&config("joint")).unwrap();
+    let (train, held) = (names(&joint.train), names(&joint.holdout));
+    assert_eq!(train.len() + held.len(), 1020);
+    assert!(train.is_disjoint(&held));
+    assert!((60..150).contains(&held.len()), "{} held out", held.len());
+    assert!(names(&joint.test).is_disjoint(&held));
+    let bone = sfhead::train::data::open(&config("bone")).unwrap();
+    assert_eq!(names(&bone.holdout), held);
+    let none = sfhead::train::data::open(&TrainConfig::preset("ctrgcn-ucla").unwrap()).unwrap();
+    assert_eq!(none.train.len(), 1020);
+    assert!(none.holdout.is_empty());
+}
