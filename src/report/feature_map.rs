@@ -142,7 +142,7 @@ pub fn draw(
         "t-SNE of pooled test features: {} of {} samples, perplexity {}; {colouring}",
         picked.len(),
         labels.len(),
-        options.perplexity
+        super::tsne::effective_perplexity(options.perplexity, picked.len())
     );
     let width = PANEL.0 * runs.len() as u32 + LEGEND_WIDTH;
     let height = PANEL.1 + CAPTION_HEIGHT;

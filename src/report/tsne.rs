@@ -180,9 +180,14 @@ fn squared_distances(points: &[f64], n: usize, d: usize) -> Vec<f64> {
     out
 }
 
+/// The perplexity used for `n` points: the requested one, at most (n − 1)/3 as small sets need.
+pub fn effective_perplexity(requested: f64, n: usize) -> f64 {
+    requested.min(n.saturating_sub(1) as f64 / 3.0).max(1.0)
+}
+
 /// The symmetric joint probabilities p_ij (summing to 1) of the Gaussian neighbourhoods.
 fn affinities(distances: &[f64], n: usize, perplexity: f64) -> Vec<f64> {
-    let target = perplexity.min((n - 1) as f64 / 3.0).max(1.0).ln();
+    let target = effective_perplexity(perplexity, n).ln();
     let mut conditional = vec![0.0; n * n];
     conditional
         .par_chunks_mut(n)
