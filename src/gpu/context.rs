@@ -111,7 +111,10 @@ impl Gpu {
                     source,
                 }
             })?;
-        let tuning = Tuning::for_adapter(report.info.device_type);
+        let tuning = Tuning::for_adapter(
+            report.info.device_type,
+            report.limits.max_storage_buffers_per_shader_stage,
+        );
         let adapter_name = report.info.name.clone();
         device.set_device_lost_callback(move |reason, message| {
             // Dropping the device reports `Destroyed`; anything else is the driver's doing.

@@ -21,27 +21,41 @@ pub struct Tuning {
     pub gemm: GemmVariant,
     /// Reduction trees summed by one invocation after a single barrier.
     pub serial_trees: bool,
+    /// SGD updates up to [`SGD_GROUP`] parameters per dispatch (needs 3·SGD_GROUP + 1 storage
+    /// buffers per shader stage) instead of one per dispatch.
+    pub grouped_sgd: bool,
 }
+
+/// Parameters one grouped SGD dispatch updates; 8 needs 25 storage buffers per stage, which
+/// Vulkan, Metal (31) and DX12 adapters offer.
+pub const SGD_GROUP: usize = 8;
 
 impl Tuning {
     /// For GPUs: tiles in workgroup memory and parallel trees.
     pub const GPU: Self = Self {
         gemm: GemmVariant::Tiled,
         serial_trees: false,
+        grouped_sgd: true,
     };
     /// For CPU drivers: direct loads and serial trees.
     pub const CPU: Self = Self {
         gemm: GemmVariant::Direct,
         serial_trees: true,
+        grouped_sgd: true,
     };
 
     /// The CPU variants on CPU adapters, the GPU ones elsewhere; `SFHEAD_KERNELS` overrides.
-    pub fn for_adapter(device_type: wgpu::DeviceType) -> Self {
-        match std::env::var(KERNELS_ENV).as_deref() {
+    /// Grouped SGD where the adapter binds enough storage buffers per stage.
+    pub fn for_adapter(device_type: wgpu::DeviceType, storage_buffers_per_stage: u32) -> Self {
+        let base = match std::env::var(KERNELS_ENV).as_deref() {
             Ok("gpu") => Self::GPU,
             Ok("cpu") => Self::CPU,
             _ if device_type == wgpu::DeviceType::Cpu => Self::CPU,
             _ => Self::GPU,
+        };
+        Self {
+            grouped_sgd: storage_buffers_per_stage as usize > 3 * SGD_GROUP,
+            ..base
         }
     }
 }

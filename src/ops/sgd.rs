@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{arg, elementwise_grid};
 use crate::engine::{Graph, Op, Recorder, TensorId};
-use crate::gpu::Kernel;
+use crate::gpu::{Kernel, SGD_GROUP};
 use crate::shader;
 
 /// Hyper-parameters other than the learning rate.
@@ -47,9 +47,30 @@ pub fn momentum_name(name: &str) -> String {
     format!("optim.momentum.{name}")
 }
 
-/// Appends one update per (parameter, gradient) pair; `lr` is a one-value input.
+/// Eight parameters' updates in one node: one dispatch where the adapter binds enough buffers
+/// (`Tuning::grouped_sgd`), else one per parameter. Inputs: lr, then (grad, param, momentum)
+/// per parameter.
+#[derive(Debug)]
+struct SgdGroupStep {
+    config: SgdConfig,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GroupParams {
+    nesterov: u32,
+    momentum: f32,
+    weight_decay: f32,
+    pad: u32,
+    /// Where each tensor's elements end in the group's concatenation.
+    ends: [u32; SGD_GROUP],
+}
+
+/// Appends the update of every (parameter, gradient) pair, in groups of [`SGD_GROUP`]; `lr` is a
+/// one-value input.
 pub fn sgd(g: &mut Graph, pairs: &[(TensorId, TensorId)], lr: TensorId, config: SgdConfig) {
     assert_eq!(g.shape(lr), [1], "the learning rate is one value");
+    let mut triples = Vec::with_capacity(pairs.len());
     for &(param, grad) in pairs {
         assert_eq!(
             g.shape(param),
@@ -59,7 +80,72 @@ pub fn sgd(g: &mut Graph, pairs: &[(TensorId, TensorId)], lr: TensorId, config: 
         let shape = g.shape(param).to_vec();
         let name = momentum_name(&g.tensor(param).name);
         let momentum = g.state(&name, &shape, vec![0.0; g.numel(param)]);
-        g.push(SgdStep { config }, &[lr, grad, param, momentum], &[]);
+        triples.push([grad, param, momentum]);
+    }
+    let full = triples.len() / SGD_GROUP * SGD_GROUP;
+    for group in triples[..full].chunks(SGD_GROUP) {
+        let mut inputs = vec![lr];
+        inputs.extend(group.iter().flatten());
+        g.push(SgdGroupStep { config }, &inputs, &[]);
+    }
+    for t in &triples[full..] {
+        g.push(SgdStep { config }, &[lr, t[0], t[1], t[2]], &[]);
+    }
+}
+
+/// Records the single-tensor update of `grad`, `param` and `momentum`.
+fn record_one(rec: &mut Recorder<'_>, config: SgdConfig, lr: TensorId, t: &[TensorId]) {
+    let n = rec.numel(t[1]);
+    let params = Params {
+        n: n as u32,
+        nesterov: u32::from(config.nesterov),
+        momentum: config.momentum,
+        weight_decay: config.weight_decay,
+    };
+    rec.dispatch(
+        Kernel::new(shader!("sgd"), "sgd_step"),
+        &params,
+        [lr, t[0], t[1], t[2]].into_iter().map(arg).collect(),
+        elementwise_grid(n),
+    );
+}
+
+impl Op for SgdGroupStep {
+    fn name(&self) -> &'static str {
+        "sgd_group"
+    }
+
+    fn has_side_effects(&self) -> bool {
+        true
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], _: &[TensorId]) {
+        let (lr, tensors) = (inputs[0], &inputs[1..]);
+        if !rec.tuning().grouped_sgd {
+            for t in tensors.chunks(3) {
+                record_one(rec, self.config, lr, t);
+            }
+            return;
+        }
+        let mut ends = [0u32; SGD_GROUP];
+        let mut total = 0;
+        for (end, t) in ends.iter_mut().zip(tensors.chunks(3)) {
+            total += rec.numel(t[1]);
+            *end = u32::try_from(total).expect("a group of parameters indexes with u32");
+        }
+        let params = GroupParams {
+            nesterov: u32::from(self.config.nesterov),
+            momentum: self.config.momentum,
+            weight_decay: self.config.weight_decay,
+            pad: 0,
+            ends,
+        };
+        rec.dispatch(
+            Kernel::new(shader!("sgd_group"), "sgd_group_step"),
+            &params,
+            inputs.iter().copied().map(arg).collect(),
+            elementwise_grid(total),
+        );
     }
 }
 
@@ -73,19 +159,7 @@ impl Op for SgdStep {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], _: &[TensorId]) {
-        let n = rec.numel(inputs[2]);
-        let params = Params {
-            n: n as u32,
-            nesterov: u32::from(self.config.nesterov),
-            momentum: self.config.momentum,
-            weight_decay: self.config.weight_decay,
-        };
-        rec.dispatch(
-            Kernel::new(shader!("sgd"), "sgd_step"),
-            &params,
-            inputs.iter().copied().map(arg).collect(),
-            elementwise_grid(n),
-        );
+        record_one(rec, self.config, inputs[0], &inputs[1..]);
     }
 }
 

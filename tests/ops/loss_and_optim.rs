@@ -108,6 +108,87 @@ fn sgd_steps_match_pytorch_order_of_operations() {
     );
 }
 
+/// Eleven parameters of odd sizes (one group of eight and three alone) through two steps, with
+/// `tuning`: every parameter and momentum buffer after the steps.
+fn sgd_many(tuning: sfhead::gpu::Tuning) -> Vec<Vec<f32>> {
+    let sizes = [37, 1, 300, 5, 64, 2, 129, 7, 3, 256, 11];
+    let config = SgdConfig {
+        momentum: 0.9,
+        weight_decay: 4e-4,
+        nesterov: true,
+    };
+    let mut g = Graph::new();
+    let lr = g.input("lr", &[1]);
+    let mut pairs = Vec::new();
+    for (i, &n) in sizes.iter().enumerate() {
+        let w = g.parameter(
+            &format!("w{i}"),
+            &[n],
+            uniform(200 + i as u64, n, -1.0, 1.0),
+        );
+        let grad = g.input(&format!("grad{i}"), &[n]);
+        pairs.push((w, grad));
+    }
+    sgd(&mut g, &pairs, lr, config);
+    let mut store = sfhead::engine::Store::new();
+    let exe = sfhead::engine::Executor::compile_tuned(&gpu(), &g, &mut store, &[], tuning).unwrap();
+    let mut reference: Vec<(Vec<f64>, Vec<f64>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (to_f64(&uniform(200 + i as u64, n, -1.0, 1.0)), vec![0.0; n]))
+        .collect();
+    for step in 0..2u64 {
+        let rate = 0.1 / (step + 1) as f32;
+        exe.write(lr, &[rate]).unwrap();
+        for (i, &(_, grad)) in pairs.iter().enumerate() {
+            let gd = uniform(300 + 20 * step + i as u64, sizes[i], -1.0, 1.0);
+            exe.write(grad, &gd).unwrap();
+            let (p, buf) = &mut reference[i];
+            sgd::cpu::step(p, buf, &to_f64(&gd), f64::from(rate), config);
+        }
+        exe.run();
+    }
+    let mut out = Vec::new();
+    for (i, &(w, _)) in pairs.iter().enumerate() {
+        let got = exe.read(w).unwrap();
+        check(
+            "grouped sgd parameter",
+            elementwise_error(&got, &reference[i].0),
+            ELEMENTWISE_TOL,
+        );
+        let m = g.find(&sgd::momentum_name(&format!("w{i}"))).unwrap();
+        let buf = exe.read(m).unwrap();
+        // Two steps' momenta can cancel to little: a norm-wise bound.
+        check(
+            "grouped sgd momentum",
+            normwise_error(&buf, &reference[i].1),
+            REDUCTION_TOL,
+        );
+        out.push(got);
+        out.push(buf);
+    }
+    out
+}
+
+#[test]
+fn grouped_sgd_matches_the_reference_and_one_dispatch_per_parameter_bit_for_bit() {
+    let grouped = sfhead::gpu::Tuning {
+        grouped_sgd: true,
+        ..sfhead::gpu::Tuning::GPU
+    };
+    let single = sfhead::gpu::Tuning {
+        grouped_sgd: false,
+        ..grouped
+    };
+    let bits = |v: Vec<Vec<f32>>| -> Vec<Vec<u32>> {
+        v.into_iter()
+            .map(|t| t.into_iter().map(f32::to_bits).collect())
+            .collect()
+    };
+    let single = bits(sgd_many(single));
+    assert_eq!(bits(sgd_many(grouped)), single);
+}
+
 #[test]
 fn sgd_without_nesterov_uses_the_buffer() {
     let config = SgdConfig {
