@@ -347,7 +347,8 @@ fn main() -> anyhow::Result<ExitCode> {
                 let mib = |b: u64| b as f64 / f64::from(1 << 20);
                 println!("{}", t.adapter);
                 println!(
-                    "CTR-GCN {} (SF-Head {}) batch {} × {} frames: {:.1} ms per step, {:.1} samples/s, {} dispatches",
+                    "{} {} (SF-Head {}) batch {} × {} frames: {:.1} ms per step, {:.1} samples/s, {} dispatches",
+                    t.model,
                     t.dataset,
                     t.sfhead,
                     t.batch,

@@ -25,7 +25,9 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 #[test]
 fn info_model_prints_the_exact_counts_and_blocks() {
-    // ST-GCN is CTR-GCN's `baseline.py`, 2,108,322 parameters at NTU120 (backbones spec §3).
+    // ST-GCN is CTR-GCN's `baseline.py`, 2,108,322 parameters at NTU120 (backbones spec §3);
+    // MS-AAGCN is 2s-AGCN's `aagcn.py`, 3,797,088 at NTU120, plain 2s-AGCN `agcn.py`, 3,484,930
+    // (§4; the others by tests/reference/aagcn.py).
     for (model, dataset, total) in [
         ("ctrgcn", "ntu60", "1446672"),
         ("ctrgcn", "ntu120", "1462092"),
@@ -33,6 +35,12 @@ fn info_model_prints_the_exact_counts_and_blocks() {
         ("stgcn", "ntu60", "2092902"),
         ("stgcn", "ntu120", "2108322"),
         ("stgcn", "ucla", "2073122"),
+        ("aagcn", "ntu60", "3781668"),
+        ("aagcn", "ntu120", "3797088"),
+        ("aagcn", "ucla", "3753440"),
+        ("agcn", "ntu60", "3469510"),
+        ("agcn", "ntu120", "3484930"),
+        ("agcn", "ucla", "3449730"),
     ] {
         let out = sfhead(&["info", "model", "--model", model, "--dataset", dataset]);
         assert!(out.status.success());

@@ -4,474 +4,34 @@
 //! `ENVELOPE_MULTIPLE` × PyTorch's own float32 envelope plus the floor (tests/common/parity.rs).
 //!
 //! The fixture stays small (tests/fixtures/README.md, `stgcn_ntu60.safetensors`): the weights are
-//! not stored but computed here by the formula of tests/reference/make_stgcn_fixture.py, which
-//! is first checked against the outputs and per-tensor checksums the fixture records; gradients
+//! not stored but computed by the formula of tests/reference/make_stgcn_fixture.py
+//! (tests/common/formula_fixture.rs), which is first checked against the outputs and per-tensor checksums the fixture records; gradients
 //! of more than 4,096 values are compared through a sketch of ten projections each.
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::ctrgcn_fixture::{Named, Reader, Tensor};
-use common::parity::{Tally, relative_l2};
-use common::state_dict_listing::{self, Entry};
-use safetensors::{Dtype, SafeTensors};
-use sfhead::data::{DataError, Place};
-use sfhead::engine::{Graph, Role, Store};
-use sfhead::model::ctrgcn::{Backbone, CtrGcn, CtrGcnConfig, Dataset};
-use sfhead::ops::batch_norm::Mode;
-use sfhead::testing::gpu;
-use sfhead::train::{StepOptions, TrainStep};
+use common::formula_fixture::{
+    BATCHES_TRACKED, FULL_GRADIENT_MAX, Fixture, SKETCH_VECTORS, assert_declares_state_dict,
+    check_training_step, formula, parameter_count, rewritten,
+};
+use sfhead::data::Place;
+use sfhead::model::ctrgcn::{Backbone, CtrGcnConfig, Dataset};
 
 const FORMAT: &str = "sfhead-stgcn-fixture-1";
-/// Parameters up to this many values have their whole gradient recorded, larger ones a sketch.
-const FULL_GRADIENT_MAX: usize = 4096;
-/// Signed sums in a sketch; the sum and the sum of squares follow.
-const SKETCH_VECTORS: usize = 8;
-const SKETCH_LEN: usize = SKETCH_VECTORS + 2;
-/// Every BN's `num_batches_tracked` before the step.
-const BATCHES_TRACKED: i64 = 10;
-
-/// The weight formula of tests/reference/make_stgcn_fixture.py.
-mod formula {
-    use std::collections::BTreeSet;
-
-    /// The adjacency subsets of a graph unit.
-    const SUBSETS: usize = 3;
-    /// 2⁻⁵³, exactly.
-    const UNIT: f64 = 1.0 / 9_007_199_254_740_992.0;
-
-    /// The pseudo-random values of one label: splitmix64 of (FNV-1a-64 of the label) + index.
-    pub struct Stream(u64);
-
-    impl Stream {
-        pub fn new(label: &str) -> Self {
-            Self(label.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-            }))
-        }
-
-        /// The sketch vector `j` of a state-dict key.
-        pub fn sketch(key: &str, j: usize) -> Self {
-            Self::new(&format!("{key}#sketch{j}"))
-        }
-
-        pub fn bits(&self, i: usize) -> u64 {
-            let s = self
-                .0
-                .wrapping_add(i as u64)
-                .wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let z = (s ^ (s >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform on [−√3, √3): mean 0, variance 1.
-        pub fn noise(&self, i: usize) -> f64 {
-            (2.0 * ((self.bits(i) >> 11) as f64 * UNIT) - 1.0) * 3f64.sqrt()
-        }
-
-        /// ±1, +1 when the top bit is clear.
-        pub fn sign(&self, i: usize) -> f64 {
-            if self.bits(i) >> 63 == 0 { 1.0 } else { -1.0 }
-        }
-    }
-
-    /// The module prefixes that are BatchNorms: those with a `running_mean` entry.
-    pub fn batch_norms<'a>(keys: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
-        keys.into_iter()
-            .filter_map(|k| k.strip_suffix(".running_mean"))
-            .map(String::from)
-            .collect()
-    }
-
-    /// The values of a float state entry, row-major: f32 of a float64 value per the fixture
-    /// script's table.
-    pub fn entry_values(
-        key: &str,
-        shape: &[usize],
-        batch_norms: &BTreeSet<String>,
-    ) -> Result<Vec<f32>, String> {
-        let (prefix, leaf) = key.rsplit_once('.').unwrap_or(("", key));
-        let no_rule = || format!("{key} {shape:?}: no rule of the weight formula applies");
-        let rule: Box<dyn Fn(usize, f64) -> f64> = if batch_norms.contains(prefix) {
-            match leaf {
-                "weight" => Box::new(|_, u| 1.0 + 0.1 * u),
-                "bias" => Box::new(|_, u| 0.05 * u),
-                "running_mean" => Box::new(|_, u| 0.1 * u),
-                "running_var" => Box::new(|_, u| 1.0 + 0.3 * u.abs()),
-                _ => return Err(no_rule()),
-            }
-        } else if leaf == "PA" {
-            let &[_, v, w] = shape else {
-                return Err(no_rule());
-            };
-            if v != w {
-                return Err(no_rule());
-            }
-            Box::new(move |i, u| {
-                let diagonal = if (i / v) % v == i % v { 1.0 } else { 0.0 };
-                diagonal + 0.1 * u
-            })
-        } else if let ("fc.weight", &[classes, _]) = (key, shape) {
-            let std = (2.0 / classes as f64).sqrt();
-            Box::new(move |_, u| std * u)
-        } else if key == "fc.bias" {
-            let std = (1.0f64 / 768.0).sqrt();
-            Box::new(move |_, u| std * u)
-        } else if let ("weight", &[o, i, kh, kw]) = (leaf, shape) {
-            // baseline.py gives each subset's conv a third of the variance.
-            let fan = if key.contains(".conv_d.") {
-                o * i * kh * SUBSETS
-            } else {
-                o * kh * kw
-            };
-            let std = (2.0 / fan as f64).sqrt();
-            Box::new(move |_, u| std * u)
-        } else if leaf == "bias" {
-            Box::new(|_, u| 0.05 * u)
-        } else {
-            return Err(no_rule());
-        };
-        let stream = Stream::new(key);
-        let n: usize = shape.iter().product();
-        Ok((0..n).map(|i| rule(i, stream.noise(i)) as f32).collect())
-    }
-}
-
-use formula::Stream;
-
-/// What the fixture holds of one parameter's float64 gradient.
-#[derive(Debug, Clone)]
-enum Reference {
-    /// The whole gradient and the envelope of its relative L2 error.
-    Full { grad: Tensor, envelope: f32 },
-    /// The sketch (`sketch`) and the envelope of each of its quantities.
-    Sketch {
-        values: Vec<f64>,
-        envelope: Vec<f32>,
-    },
-}
-
-/// One recorded output of the formula: the weight of `label` at `index`, or with a
-/// `KEY#sketchJ` label the sign of sketch vector J.
-#[derive(Debug, Clone)]
-struct FormulaCheck {
-    label: String,
-    index: usize,
-    noise: f64,
-    value: f32,
-}
-
-/// `tests/fixtures/stgcn_ntu60.safetensors`, decoded.
-#[derive(Debug, Clone)]
-struct Fixture {
-    path: PathBuf,
-    metadata: HashMap<String, String>,
-    /// The state dict: keys, shapes, parameter or buffer, in PyTorch's order.
-    entries: Vec<Entry>,
-    /// (N, 3, T, V, M).
-    x: Tensor,
-    y: Vec<i64>,
-    logits: Tensor,
-    loss: f32,
-    logits_envelope: f32,
-    loss_envelope: f32,
-    formula_checks: Vec<FormulaCheck>,
-    /// Σv and Σv² in float64 of every float state entry.
-    checksums: Named<Vec<f64>>,
-    grads: Named<Reference>,
-    running_after: Named<Tensor>,
-    batches_tracked_after: Named<i64>,
-}
-
-fn is_counter(key: &str) -> bool {
-    key.ends_with("num_batches_tracked")
-}
-
-/// Every key a fixture of this state dict holds.
-fn expected_keys(entries: &[Entry]) -> BTreeSet<String> {
-    let mut keys: BTreeSet<String> = [
-        "x",
-        "y",
-        "logits",
-        "loss",
-        "f32_envelope.logits",
-        "f32_envelope.loss",
-        "formula.noise",
-        "formula.value",
-    ]
-    .map(String::from)
-    .into();
-    for e in entries {
-        let prefixes: &[&str] = if is_counter(&e.key) {
-            &["after"]
-        } else if !e.is_parameter() {
-            &["checksum", "after"]
-        } else if e.numel() <= FULL_GRADIENT_MAX {
-            &["checksum", "grad", "f32_envelope"]
-        } else {
-            &["checksum", "sketch", "sketch_envelope"]
-        };
-        keys.extend(prefixes.iter().map(|p| format!("{p}.{}", e.key)));
-    }
-    keys
-}
-
-/// An F64 vector of `len` values.
-fn f64s(
-    path: &Path,
-    tensors: &SafeTensors<'_>,
-    key: &str,
-    len: usize,
-) -> Result<Vec<f64>, DataError> {
-    let fault = |message: String| DataError::new(path, Place::Key(key.into()), message);
-    let view = tensors.tensor(key).map_err(|_| fault("missing".into()))?;
-    if view.dtype() != Dtype::F64 {
-        return Err(fault(format!("expected F64, found {:?}", view.dtype())));
-    }
-    if view.shape() != [len] {
-        return Err(fault(format!(
-            "expected shape [{len}], found {:?}",
-            view.shape()
-        )));
-    }
-    Ok(view
-        .data()
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-        .collect())
-}
-
-impl Fixture {
-    fn load(path: &Path) -> Result<Self, DataError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| DataError::new(path, Place::File, format!("cannot read: {e}")))?;
-        Self::decode(path, &bytes)
-    }
-
-    /// Decodes the bytes of a fixture; `path` names it in errors.
-    fn decode(path: &Path, bytes: &[u8]) -> Result<Self, DataError> {
-        let file = Reader::new(path, bytes)?;
-        let tensors = SafeTensors::deserialize(bytes)
-            .map_err(|e| DataError::new(path, Place::File, format!("not safetensors: {e}")))?;
-        let metadata = file.metadata()?;
-        let meta_fault = |key: &str, message: String| {
-            DataError::new(path, Place::Key(format!("__metadata__.{key}")), message)
-        };
-        let meta = |key: &str| {
-            metadata
-                .get(key)
-                .ok_or_else(|| meta_fault(key, "missing".into()))
-        };
-        if meta("format")? != FORMAT {
-            return Err(meta_fault(
-                "format",
-                format!("expected `{FORMAT}`, found `{}`", meta("format")?),
-            ));
-        }
-        let entries = state_dict_listing::parse(meta("state_dict")?, path)
-            .map_err(|e| meta_fault("state_dict", format!("{}: {}", e.place, e.message)))?;
-        file.expect_exactly(&expected_keys(&entries))?;
-
-        let mut checks = Vec::new();
-        for (n, line) in meta("formula_checks")?.lines().enumerate() {
-            let parsed = line
-                .split_once(' ')
-                .and_then(|(label, i)| Some((label.to_string(), i.parse().ok()?)));
-            let Some((label, index)) = parsed else {
-                return Err(meta_fault(
-                    "formula_checks",
-                    format!("line {}: expected `label index`, found `{line}`", n + 1),
-                ));
-            };
-            checks.push((label, index));
-        }
-        let noise = f64s(path, &tensors, "formula.noise", checks.len())?;
-        let values = file.f32("formula.value", Some(&[checks.len()]))?.data;
-        let formula_checks = checks
-            .into_iter()
-            .zip(noise.into_iter().zip(values))
-            .map(|((label, index), (noise, value))| FormulaCheck {
-                label,
-                index,
-                noise,
-                value,
-            })
-            .collect();
-
-        let x = file.f32("x", None)?;
-        let n = x.shape.first().copied().unwrap_or(0);
-        let classes = entries
-            .iter()
-            .find(|e| e.key == "fc.bias")
-            .map_or(0, Entry::numel);
-        let scalar =
-            |key: &str| -> Result<f32, DataError> { Ok(file.f32(key, Some(&[]))?.data[0]) };
-        let mut fixture = Fixture {
-            path: path.to_path_buf(),
-            y: file.i64("y", &[n])?,
-            logits: file.f32("logits", Some(&[n, classes]))?,
-            loss: scalar("loss")?,
-            logits_envelope: scalar("f32_envelope.logits")?,
-            loss_envelope: scalar("f32_envelope.loss")?,
-            x,
-            formula_checks,
-            checksums: Named::default(),
-            grads: Named::default(),
-            running_after: Named::default(),
-            batches_tracked_after: Named::default(),
-            metadata: HashMap::new(),
-            entries: Vec::new(),
-        };
-        for e in &entries {
-            let key = e.key.clone();
-            if is_counter(&key) {
-                let after = file.i64(&format!("after.{key}"), &e.shape)?[0];
-                fixture.batches_tracked_after.entries.push((key, after));
-                continue;
-            }
-            let checksum = f64s(path, &tensors, &format!("checksum.{key}"), 2)?;
-            fixture.checksums.entries.push((key.clone(), checksum));
-            if !e.is_parameter() {
-                let after = file.f32(&format!("after.{key}"), Some(&e.shape))?;
-                fixture.running_after.entries.push((key, after));
-            } else if e.numel() <= FULL_GRADIENT_MAX {
-                let grad = file.f24(&format!("grad.{key}"), &e.shape)?;
-                let envelope = scalar(&format!("f32_envelope.{key}"))?;
-                let reference = Reference::Full { grad, envelope };
-                fixture.grads.entries.push((key, reference));
-            } else {
-                let values = f64s(path, &tensors, &format!("sketch.{key}"), SKETCH_LEN)?;
-                let envelope = file
-                    .f32(&format!("sketch_envelope.{key}"), Some(&[SKETCH_LEN]))?
-                    .data;
-                let reference = Reference::Sketch { values, envelope };
-                fixture.grads.entries.push((key, reference));
-            }
-        }
-        fixture.metadata = metadata;
-        fixture.entries = entries;
-        Ok(fixture)
-    }
-
-    fn fault(&self, key: &str, message: String) -> DataError {
-        DataError::new(&self.path, Place::Key(key.into()), message)
-    }
-
-    /// Every float state entry by the formula, after checking the formula against the recorded
-    /// outputs (bit for bit) and each entry against its checksum.
-    fn weights(&self) -> Result<Named<Vec<f32>>, DataError> {
-        let bns = formula::batch_norms(self.entries.iter().map(|e| e.key.as_str()));
-        let values_of = |key: &str, shape: &[usize]| {
-            formula::entry_values(key, shape, &bns).map_err(|m| self.fault(key, m))
-        };
-        for (n, c) in self.formula_checks.iter().enumerate() {
-            let place = format!("check {n} (`{}` at {})", c.label, c.index);
-            let noise = Stream::new(&c.label).noise(c.index);
-            if noise.to_bits() != c.noise.to_bits() {
-                let m = format!(
-                    "{place}: the formula's noise is {noise:e}, the fixture's {:e}",
-                    c.noise
-                );
-                return Err(self.fault("formula.noise", m));
-            }
-            let value = match c.label.split_once("#sketch") {
-                Some((key, j)) => {
-                    let j = j.parse().map_err(|_| {
-                        self.fault("formula.value", format!("{place}: bad sketch number"))
-                    })?;
-                    Stream::sketch(key, j).sign(c.index) as f32
-                }
-                None => {
-                    let e = self.entries.iter().find(|e| e.key == c.label);
-                    let e = e.ok_or_else(|| {
-                        self.fault("formula.value", format!("{place}: no such entry"))
-                    })?;
-                    let values = values_of(&e.key, &e.shape)?;
-                    *values.get(c.index).ok_or_else(|| {
-                        self.fault("formula.value", format!("{place}: past the entry's end"))
-                    })?
-                }
-            };
-            if value.to_bits() != c.value.to_bits() {
-                let m = format!(
-                    "{place}: the formula gives {value:e}, the fixture {:e}",
-                    c.value
-                );
-                return Err(self.fault("formula.value", m));
-            }
-        }
-        let mut weights = Named::default();
-        for e in self.entries.iter().filter(|e| !is_counter(&e.key)) {
-            let values = values_of(&e.key, &e.shape)?;
-            let (sum, squares) = values.iter().fold((0.0, 0.0), |(s, q), &v| {
-                let v = f64::from(v);
-                (s + v, q + v * v)
-            });
-            let want = self.checksums.get(&e.key).expect("one checksum per entry");
-            // Summing in another order moves a float64 sum by far less than 1e-12 of
-            // Σ|v| ≤ √(n·Σv²).
-            let n = values.len() as f64;
-            let slack = 1e-12 * (n * squares).sqrt();
-            if (sum - want[0]).abs() > slack || (squares - want[1]).abs() > 1e-12 * want[1] {
-                let m = format!(
-                    "the formula's values have Σv = {sum:e}, Σv² = {squares:e}; the reference's {:e}, {:e}",
-                    want[0], want[1]
-                );
-                return Err(self.fault(&format!("checksum.{}", e.key), m));
-            }
-            weights.entries.push((e.key.clone(), values));
-        }
-        Ok(weights)
-    }
-}
-
-/// The ten sketch quantities of a gradient, in float64.
-fn sketch(key: &str, g: &[f32]) -> Vec<f64> {
-    let mut quantities: Vec<f64> = (0..SKETCH_VECTORS)
-        .map(|j| {
-            let signs = Stream::sketch(key, j);
-            g.iter()
-                .enumerate()
-                .map(|(i, &v)| signs.sign(i) * f64::from(v))
-                .sum()
-        })
-        .collect();
-    quantities.push(g.iter().map(|&v| f64::from(v)).sum());
-    quantities.push(g.iter().map(|&v| f64::from(v).powi(2)).sum());
-    quantities
-}
-
-/// Per quantity: |Δ| / ‖g_ref‖₂ for the signed sums and the sum (each estimates the relative L2
-/// error), |Δ| / Σg_ref² for the sum of squares.
-fn sketch_errors(got: &[f64], want: &[f64]) -> Vec<f64> {
-    let squares = want[SKETCH_LEN - 1];
-    let norm = squares.sqrt();
-    let mut errors: Vec<f64> = got
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / norm)
-        .collect();
-    errors[SKETCH_LEN - 1] = (got[SKETCH_LEN - 1] - squares).abs() / squares;
-    errors
-}
 
 fn fixture_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stgcn_ntu60.safetensors")
 }
 
 fn fixture() -> Fixture {
-    Fixture::load(&fixture_path()).unwrap_or_else(|e| panic!("{e}"))
+    Fixture::load(&fixture_path(), FORMAT).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn model(dataset: Dataset) -> CtrGcnConfig {
     dataset.config().with_backbone(Backbone::Stgcn)
-}
-
-fn max_abs(values: &[f32]) -> f32 {
-    values.iter().fold(0.0, |m, v| m.max(v.abs()))
 }
 
 /// A conv bias: every one in ST-GCN feeds a training-mode BN (`conv_d` through the sum of the
@@ -480,16 +40,6 @@ fn max_abs(values: &[f32]) -> f32 {
 fn cancelled_by_batch_norm(key: &str, batch_norms: &BTreeSet<String>) -> bool {
     key.strip_suffix(".bias")
         .is_some_and(|prefix| prefix != "fc" && !batch_norms.contains(prefix))
-}
-
-/// The persistent tensors of the engine's model: names, shapes, roles in declaration order.
-fn declared(dataset: Dataset) -> Vec<(String, Vec<usize>, Role)> {
-    let mut g = Graph::new();
-    CtrGcn::new(&mut g, model(dataset), 0);
-    g.tensors()
-        .filter(|(_, t)| t.role.is_stored())
-        .map(|(_, t)| (t.name.clone(), t.shape.clone(), t.role))
-        .collect()
 }
 
 #[test]
@@ -507,24 +57,7 @@ fn the_formula_reproduces_the_reference_weights() {
 
 #[test]
 fn the_engine_declares_the_reference_state_dict() {
-    // PyTorch's scalar `num_batches_tracked` is a one-value tensor here.
-    let want: Vec<(String, Vec<usize>, bool)> = fixture()
-        .entries
-        .into_iter()
-        .map(|e| {
-            let parameter = e.is_parameter();
-            let shape = if e.shape.is_empty() { vec![1] } else { e.shape };
-            (e.key, shape, parameter)
-        })
-        .collect();
-    let got: Vec<(String, Vec<usize>, bool)> = declared(Dataset::Ntu60)
-        .into_iter()
-        .map(|(name, shape, role)| (name, shape, role == Role::Parameter))
-        .collect();
-    assert_eq!(got.len(), want.len());
-    for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g, w);
-    }
+    assert_declares_state_dict(&fixture(), model(Dataset::Ntu60));
 }
 
 #[test]
@@ -535,31 +68,8 @@ fn parameter_counts_are_the_reference_counts() {
         (Dataset::Ntu120, 2_108_322),
         (Dataset::Ucla, 2_073_122),
     ] {
-        let total: usize = declared(dataset)
-            .iter()
-            .filter(|(_, _, role)| *role == Role::Parameter)
-            .map(|(_, shape, _)| shape.iter().product::<usize>())
-            .sum();
-        assert_eq!(total, count, "{dataset:?}");
+        assert_eq!(parameter_count(model(dataset)), count, "{dataset:?}");
     }
-}
-
-/// The fixture's bytes with the tensors `keep` accepts and `edit` applied to the metadata.
-fn rewritten(
-    bytes: &[u8],
-    keep: impl Fn(&str) -> bool,
-    edit: impl FnOnce(&mut HashMap<String, String>),
-) -> Vec<u8> {
-    let tensors = SafeTensors::deserialize(bytes).unwrap();
-    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
-    let mut metadata = header.metadata().clone().unwrap_or_default();
-    edit(&mut metadata);
-    let kept: Vec<_> = tensors
-        .tensors()
-        .into_iter()
-        .filter(|(name, _)| keep(name))
-        .collect();
-    safetensors::serialize(kept, Some(metadata)).unwrap()
 }
 
 #[test]
@@ -569,7 +79,7 @@ fn a_damaged_fixture_is_refused_with_its_place() {
 
     let missing = "sketch.l8.tcn1.conv.weight";
     let damaged = rewritten(&bytes, |k| k != missing, |_| {});
-    let e = Fixture::decode(&path, &damaged).unwrap_err();
+    let e = Fixture::decode(&path, &damaged, FORMAT).unwrap_err();
     assert_eq!(
         (e.path.as_path(), &e.place),
         (path.as_path(), &Place::Key(missing.into()))
@@ -584,7 +94,7 @@ fn a_damaged_fixture_is_refused_with_its_place() {
             *checks = checks.replace("fc.bias 59", "fc.bias 58");
         },
     );
-    let e = Fixture::decode(&path, &damaged)
+    let e = Fixture::decode(&path, &damaged, FORMAT)
         .unwrap()
         .weights()
         .unwrap_err();
@@ -598,7 +108,7 @@ fn a_damaged_fixture_is_refused_with_its_place() {
             m.insert("format".into(), "sfhead-stgcn-fixture-0".into());
         },
     );
-    let e = Fixture::decode(&path, &damaged).unwrap_err();
+    let e = Fixture::decode(&path, &damaged, FORMAT).unwrap_err();
     assert_eq!(e.place, Place::Key("__metadata__.format".into()));
 }
 
@@ -606,82 +116,7 @@ fn a_damaged_fixture_is_refused_with_its_place() {
 fn one_training_step_matches_pytorch() {
     let f = fixture();
     assert_eq!(f.metadata["dataset"], "ntu60");
-    let weights = f.weights().unwrap_or_else(|e| panic!("{e}"));
-    let gpu = gpu();
-    let mut store = Store::new();
-    let options = StepOptions {
-        sgd: None,
-        keep_gradients: true,
-    };
-    let step = TrainStep::build(&gpu, &mut store, &f.x.shape, options, |g, x| {
-        CtrGcn::new(g, model(Dataset::Ntu60), 0).forward(g, x, Mode::Train)
-    })
-    .unwrap();
-    for (key, values) in &weights.entries {
-        store.write(&gpu, key, values).unwrap();
-    }
-    for e in f.entries.iter().filter(|e| is_counter(&e.key)) {
-        store
-            .write(&gpu, &e.key, &[BATCHES_TRACKED as f32])
-            .unwrap();
-    }
-    let labels: Vec<u32> = f.y.iter().map(|&y| y as u32).collect();
-    let loss = step.step(&f.x.data, &labels, 0.0).unwrap();
-
-    let mut tally = Tally::default();
-    let logits = step.logits().unwrap();
-    tally.check(
-        "logits",
-        relative_l2(&logits, &f.logits.data),
-        f.logits_envelope,
-    );
-    let loss_error = (f64::from(loss) - f64::from(f.loss)).abs() / f64::from(f.loss).abs();
-    tally.check("loss", loss_error, f.loss_envelope);
-
-    let gradients = step.gradients().unwrap();
-    let got_keys: Vec<&str> = gradients.iter().map(|(k, _)| k.as_str()).collect();
-    let want_keys: Vec<&str> = f.grads.entries.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(got_keys, want_keys, "parameters with a gradient");
     let bns = formula::batch_norms(f.entries.iter().map(|e| e.key.as_str()));
-    let largest = gradients
-        .iter()
-        .map(|(_, g)| max_abs(g))
-        .fold(0.0, f32::max);
-    for (key, got) in &gradients {
-        if cancelled_by_batch_norm(key, &bns) {
-            // The exact gradient is zero; only rounding noise is left.
-            assert!(max_abs(got) <= 1e-5 * largest, "{key}: {}", max_abs(got));
-            continue;
-        }
-        match f.grads.get(key).unwrap() {
-            Reference::Full { grad, envelope } => {
-                tally.check(
-                    &format!("grad.{key}"),
-                    relative_l2(got, &grad.data),
-                    *envelope,
-                );
-            }
-            Reference::Sketch { values, envelope } => {
-                let errors = sketch_errors(&sketch(key, got), values);
-                for (j, (error, bar)) in errors.iter().zip(envelope).enumerate() {
-                    tally.check(&format!("grad.{key} sketch[{j}]"), *error, *bar);
-                }
-            }
-        }
-    }
-    tally.finish("ST-GCN step");
-    for (key, want) in &f.running_after.entries {
-        let got = store.read(&gpu, key).unwrap();
-        assert!(
-            relative_l2(&got, &want.data) <= 1e-4,
-            "{key} after the step"
-        );
-    }
-    for (key, want) in &f.batches_tracked_after.entries {
-        assert_eq!(
-            store.read(&gpu, key).unwrap(),
-            [*want as f32],
-            "{key} after the step"
-        );
-    }
+    let cancelled = |key: &str| cancelled_by_batch_norm(key, &bns);
+    check_training_step(&f, model(Dataset::Ntu60), cancelled, "ST-GCN step");
 }

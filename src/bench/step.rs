@@ -17,6 +17,8 @@ use crate::train::TrainStep;
 #[derive(Debug, Clone, Serialize)]
 pub struct StepTiming {
     pub adapter: String,
+    /// The backbone, as people name it (CTR-GCN, ST-GCN, …).
+    pub model: String,
     pub dataset: String,
     /// off, tap or inline.
     pub sfhead: String,
@@ -48,6 +50,7 @@ pub fn time_step(
     steps: usize,
     profile: bool,
 ) -> anyhow::Result<StepTiming> {
+    let backbone = config.backbone;
     let sfhead = match &config.sf_head {
         None => "off",
         Some(o) if o.placement == Placement::Tap => "tap",
@@ -113,6 +116,7 @@ pub fn time_step(
     } = step.memory().clone();
     Ok(StepTiming {
         adapter: gpu.report().summary(),
+        model: backbone.title().to_string(),
         dataset: format!("{dataset:?}").to_lowercase(),
         sfhead,
         batch,

@@ -7,6 +7,7 @@
 //! gradients, and evaluation is plain CTR-GCN) or in-line (the TCN consumes the head's output).
 //! The heads' tensors follow `fc` as `sf_heads.{i}.<key>`.
 
+use super::aagcn::{AaGcnUnit, AaTcn, AgcnUnit};
 use super::init::Init;
 use super::ms_tcn::{MsTcn, UnitTcn};
 use super::sf_head::{ChannelError, Combine, SfFeatures, SfHead, SfLossConfig};
@@ -150,6 +151,11 @@ pub enum Backbone {
     Ctrgcn,
     /// ST-GCN as CTR-GCN's `baseline.py` (`src/model/stgcn.rs`).
     Stgcn,
+    /// MS-AAGCN, 2s-AGCN's `aagcn.py` with the adaptive graph and STC attention
+    /// (`src/model/aagcn.rs`).
+    Aagcn,
+    /// Plain 2s-AGCN, `agcn.py` (`src/model/aagcn.rs`).
+    Agcn,
 }
 
 impl Backbone {
@@ -158,6 +164,8 @@ impl Backbone {
         match self {
             Self::Ctrgcn => "ctrgcn",
             Self::Stgcn => "stgcn",
+            Self::Aagcn => "aagcn",
+            Self::Agcn => "agcn",
         }
     }
 
@@ -166,11 +174,13 @@ impl Backbone {
         match self {
             Self::Ctrgcn => "CTR-GCN",
             Self::Stgcn => "ST-GCN",
+            Self::Aagcn => "MS-AAGCN",
+            Self::Agcn => "2s-AGCN",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Ctrgcn, Self::Stgcn]
+        [Self::Ctrgcn, Self::Stgcn, Self::Aagcn, Self::Agcn]
             .into_iter()
             .find(|b| b.name() == name)
     }
@@ -218,11 +228,14 @@ enum Residual {
 enum Gcn {
     Ctr(Box<UnitGcn>),
     St(Box<StGcnUnit>),
+    Aa(Box<AaGcnUnit>),
+    Agcn(Box<AgcnUnit>),
 }
 
 enum Tcn {
     Ms(Box<MsTcn>),
     St(StTcn),
+    Aa(AaTcn),
 }
 
 struct Block {
@@ -287,6 +300,28 @@ impl CtrGcn {
                             &mut init,
                         ))),
                         Tcn::St(StTcn::new(g, &tcn_prefix, cout, stride, &mut init)),
+                    ),
+                    Backbone::Aagcn => (
+                        Gcn::Aa(Box::new(AaGcnUnit::new(
+                            g,
+                            &gcn_prefix,
+                            (cin, cout),
+                            adjacency.as_slice(),
+                            v,
+                            &mut init,
+                        ))),
+                        Tcn::Aa(AaTcn::new(g, &tcn_prefix, cout, stride, &mut init)),
+                    ),
+                    Backbone::Agcn => (
+                        Gcn::Agcn(Box::new(AgcnUnit::new(
+                            g,
+                            &gcn_prefix,
+                            (cin, cout),
+                            adjacency.as_slice(),
+                            v,
+                            &mut init,
+                        ))),
+                        Tcn::Aa(AaTcn::new(g, &tcn_prefix, cout, stride, &mut init)),
                     ),
                 };
                 let residual = if i == 0 {
@@ -372,6 +407,8 @@ impl CtrGcn {
             let mut y = match &block.gcn {
                 Gcn::Ctr(unit) => unit.forward(g, h, mode),
                 Gcn::St(unit) => unit.forward(g, h, mode),
+                Gcn::Aa(unit) => unit.forward(g, h, mode),
+                Gcn::Agcn(unit) => unit.forward(g, h, mode),
             };
             if let (Some(i), Some(options)) = (block.sf_head, &self.config.sf_head) {
                 let inline = options.placement == Placement::Inline;
@@ -386,6 +423,7 @@ impl CtrGcn {
             let y = match &block.tcn {
                 Tcn::Ms(tcn) => tcn.forward(g, y, mode),
                 Tcn::St(tcn) => tcn.forward(g, y, mode),
+                Tcn::Aa(tcn) => tcn.forward(g, y, mode),
             };
             let y = match &block.residual {
                 Residual::Zero => y,

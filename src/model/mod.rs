@@ -1,6 +1,7 @@
 //! Models: skeleton topologies and, built on them, the networks. Each network builds its
 //! forward graph from a config and owns its parameter names and initialisation.
 
+pub mod aagcn;
 pub mod ctrgcn;
 pub mod init;
 pub mod layers;

@@ -4,6 +4,7 @@
 pub mod add;
 pub mod aggregate;
 pub mod batch_norm;
+pub mod bmm;
 pub mod channel_affine;
 pub mod col_norm;
 pub mod concat;
@@ -26,6 +27,7 @@ pub mod sf_loss;
 pub mod sgd;
 pub mod sigmoid;
 pub mod softmax;
+pub mod tanh;
 pub mod tanh_diff;
 pub mod temporal_conv;
 pub mod temporal_max_pool;

@@ -11,7 +11,7 @@ use crate::ops::sf_loss::PhiSign;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// The backbone: ctrgcn or stgcn.
+    /// The backbone: ctrgcn, stgcn, aagcn or agcn.
     #[serde(default = "default_model")]
     pub model: String,
     /// ntu60, ntu120, ucla or pku.
@@ -93,7 +93,7 @@ fn default_model() -> String {
 }
 
 /// The names [`TrainConfig::preset`] knows.
-pub const PRESETS: [&str; 18] = [
+pub const PRESETS: [&str; 30] = [
     "sfhead-ucla",
     "sfhead-ntu60",
     "sfhead-ntu120",
@@ -111,6 +111,18 @@ pub const PRESETS: [&str; 18] = [
     "sfhead-stgcn-ntu60",
     "sfhead-stgcn-ntu120",
     "sfhead-stgcn-ucla",
+    "aagcn-ntu60",
+    "aagcn-ntu120",
+    "aagcn-ucla",
+    "sfhead-aagcn-ntu60",
+    "sfhead-aagcn-ntu120",
+    "sfhead-aagcn-ucla",
+    "agcn-ntu60",
+    "agcn-ntu120",
+    "agcn-ucla",
+    "sfhead-agcn-ntu60",
+    "sfhead-agcn-ntu120",
+    "sfhead-agcn-ucla",
     "smoke",
 ];
 
@@ -126,19 +138,24 @@ impl TrainConfig {
     /// `sfhead prepare pku` (`data` = its path). `smoke` runs the whole loop on a few NW-UCLA
     /// clips in about a minute on a CPU driver.
     pub fn preset(name: &str) -> Result<Self, ConfigError> {
-        // Another backbone on a CTR-GCN recipe: ST-GCN's own (FR-Head's, backbones spec §3e)
-        // is CTR-GCN's, and the SF-Head paper's recipe is the same for every backbone.
-        let on_ctrgcn_recipe = name
-            .strip_prefix("stgcn-")
-            .map(|rest| format!("ctrgcn-{rest}"))
-            .or_else(|| {
-                name.strip_prefix("sfhead-stgcn-")
-                    .map(|rest| format!("sfhead-{rest}"))
-            });
-        if let Some(recipe) = on_ctrgcn_recipe {
-            let mut config = Self::preset(&recipe).map_err(|_| ConfigError::Preset(name.into()))?;
-            config.model = Backbone::Stgcn.name().into();
-            return Ok(config);
+        // Another backbone on a CTR-GCN recipe: the recipe the SF-Head paper's ST-GCN and
+        // 2s-AGCN counts point to is FR-Head's, which is CTR-GCN's (backbones spec §3e, §4e), and
+        // the SF-Head paper's own recipe is the same for every backbone.
+        for backbone in [Backbone::Stgcn, Backbone::Aagcn, Backbone::Agcn] {
+            let b = backbone.name();
+            let on_ctrgcn_recipe = name
+                .strip_prefix(&format!("{b}-"))
+                .map(|rest| format!("ctrgcn-{rest}"))
+                .or_else(|| {
+                    name.strip_prefix(&format!("sfhead-{b}-"))
+                        .map(|rest| format!("sfhead-{rest}"))
+                });
+            if let Some(recipe) = on_ctrgcn_recipe {
+                let mut config =
+                    Self::preset(&recipe).map_err(|_| ConfigError::Preset(name.into()))?;
+                config.model = b.into();
+                return Ok(config);
+            }
         }
         let ucla = Self {
             model: default_model(),
@@ -341,8 +358,12 @@ impl TrainConfig {
 
     /// The network this configuration trains.
     pub fn backbone(&self) -> Result<Backbone, ConfigError> {
-        Backbone::parse(&self.model)
-            .ok_or_else(|| ConfigError::Invalid(format!("model `{}`: ctrgcn or stgcn", self.model)))
+        Backbone::parse(&self.model).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "model `{}`: ctrgcn, stgcn, aagcn or agcn",
+                self.model
+            ))
+        })
     }
 
     pub fn model(&self) -> Result<crate::model::ctrgcn::CtrGcnConfig, ConfigError> {
@@ -454,18 +475,21 @@ mod tests {
     }
 
     #[test]
-    fn every_preset_resolves_and_stgcn_ones_keep_the_ctrgcn_recipe() {
+    fn every_preset_resolves_and_other_backbones_keep_the_ctrgcn_recipe() {
         for name in PRESETS {
             TrainConfig::preset(name).unwrap();
         }
-        for (stgcn, recipe) in [
-            ("stgcn-ntu120", "ctrgcn-ntu120"),
-            ("sfhead-stgcn-ucla", "sfhead-ucla"),
+        for (other, recipe, backbone) in [
+            ("stgcn-ntu120", "ctrgcn-ntu120", Backbone::Stgcn),
+            ("sfhead-stgcn-ucla", "sfhead-ucla", Backbone::Stgcn),
+            ("aagcn-ntu60", "ctrgcn-ntu60", Backbone::Aagcn),
+            ("sfhead-aagcn-ntu120", "sfhead-ntu120", Backbone::Aagcn),
+            ("agcn-ucla", "ctrgcn-ucla", Backbone::Agcn),
         ] {
-            let a = TrainConfig::preset(stgcn).unwrap();
+            let a = TrainConfig::preset(other).unwrap();
             let b = TrainConfig::preset(recipe).unwrap();
-            assert_eq!(a.model, "stgcn");
-            assert_eq!(a.backbone().unwrap(), Backbone::Stgcn);
+            assert_eq!(a.model, backbone.name());
+            assert_eq!(a.backbone().unwrap(), backbone);
             assert_eq!(
                 TrainConfig {
                     model: b.model.clone(),
@@ -475,6 +499,7 @@ mod tests {
             );
         }
         assert!(TrainConfig::preset("stgcn-nothing").is_err());
+        assert!(TrainConfig::preset("aagcn-pku").is_err());
     }
 
     #[test]

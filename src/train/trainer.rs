@@ -346,7 +346,7 @@ pub fn train(
                 &work_dir.join(BEST_CHECKPOINT),
                 &checkpoint_metadata(config, epoch + 1, best_top1, best_epoch),
             )?;
-            scores.write_safetensors(&work_dir.join(BEST_SCORES))?;
+            scores.write_safetensors_part(&work_dir.join(BEST_SCORES), Some("test"))?;
         }
         logs.push(log);
         run_log::write(work_dir, &logs)?;

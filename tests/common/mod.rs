@@ -1,8 +1,10 @@
-//! Code shared by integration tests: the CTR-GCN and SF-Head fixture decoders, the state-dict
-//! listing, and the committed NTU samples and goldens. Each test binary uses a part of it.
+//! Code shared by integration tests: the CTR-GCN and SF-Head fixture decoders, the formula-weight
+//! fixtures of ST-GCN and MS-AAGCN, the state-dict listing, and the committed NTU samples and
+//! goldens. Each test binary uses a part of it.
 #![allow(dead_code)]
 
 pub mod ctrgcn_fixture;
+pub mod formula_fixture;
 pub mod parity;
 pub mod sfhead_fixture;
 pub mod state_dict_listing;

@@ -2,6 +2,7 @@
 //! finite-difference gradient check with the op mid-graph, and a snapshot of the shader output
 //! on a fixed input.
 
+mod aagcn;
 mod batch_norm;
 mod col_norm;
 mod ctrgc;

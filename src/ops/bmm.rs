@@ -1,0 +1,130 @@
+//! Batched matrix product with optional transposes: `op(A[z])·op(B[z])` for each of the B
+//! leading indices z, one GEMM product per z on grid z. MS-AAGCN builds its Gram matrix
+//! θᵀ·φ (B, V, K)·(B, K, V) and its per-sample aggregation x·A (B, C·T, V)·(B, V, V) with it.
+//! The backward is two more batched products, as for `matmul`.
+
+use super::gemm::{Bias, Gemm, Operand};
+use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
+
+/// WebGPU's limit on workgroups along one grid dimension, here the products on grid z.
+const MAX_PRODUCTS: usize = 65_535;
+
+#[derive(Debug)]
+struct Bmm {
+    gemm: Gemm,
+    trans_a: bool,
+    trans_b: bool,
+}
+
+/// `op(a[z])·op(b[z])`: `a` is (B, m, k) ((B, k, m) if `trans_a`), `b` is (B, k, n) ((B, n, k)
+/// if `trans_b`); the result is (B, m, n).
+pub fn bmm(g: &mut Graph, a: TensorId, b: TensorId, trans_a: bool, trans_b: bool) -> TensorId {
+    let (sa, sb) = (g.shape(a).to_vec(), g.shape(b).to_vec());
+    assert!(
+        sa.len() == 3 && sb.len() == 3 && sa[0] == sb[0],
+        "bmm takes (B, ·, ·) stacks with the same B, got {sa:?} and {sb:?}"
+    );
+    let (m, k) = if trans_a {
+        (sa[2], sa[1])
+    } else {
+        (sa[1], sa[2])
+    };
+    let (kb, n) = if trans_b {
+        (sb[2], sb[1])
+    } else {
+        (sb[1], sb[2])
+    };
+    assert_eq!(k, kb, "bmm inner dimensions differ: {sa:?} · {sb:?}");
+    let batch = sa[0];
+    assert!(
+        (1..=MAX_PRODUCTS).contains(&batch),
+        "bmm runs one product per batch index on grid z: B = {batch} is outside 1..={MAX_PRODUCTS}"
+    );
+    let stacked = |trans: bool, ld: usize, size: usize| Operand {
+        trans,
+        ld,
+        batch_stride: size,
+        kb_stride: 0,
+    };
+    let gemm = Gemm {
+        m,
+        n,
+        k,
+        kb: 1,
+        products: batch,
+        a: stacked(trans_a, if trans_a { m } else { k }, m * k),
+        b: stacked(trans_b, if trans_b { k } else { n }, k * n),
+        ldc: n,
+        c_batch: m * n,
+        bias: Bias::None,
+    };
+    let c = g.activation("bmm", &[batch, m, n]);
+    g.push(
+        Bmm {
+            gemm,
+            trans_a,
+            trans_b,
+        },
+        &[a, b],
+        &[c],
+    );
+    c
+}
+
+impl Op for Bmm {
+    fn name(&self) -> &'static str {
+        "bmm"
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+        Op::record(&self.gemm, rec, inputs, outputs);
+    }
+
+    fn backward(
+        &self,
+        g: &mut Graph,
+        ctx: &GradContext<'_>,
+    ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
+        let gc = ctx.grads[0].expect("bmm has one output");
+        let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
+        let (ta, tb) = (self.trans_a, self.trans_b);
+        // Per z, as for matmul: dA = gC·op(B)ᵀ, stored transposed when A is; dB = op(A)ᵀ·gC.
+        let ga = ctx.needs[0].then(|| {
+            if ta {
+                bmm(g, b, gc, tb, true)
+            } else {
+                bmm(g, gc, b, false, !tb)
+            }
+        });
+        let gb = ctx.needs[1].then(|| {
+            if tb {
+                bmm(g, gc, a, true, ta)
+            } else {
+                bmm(g, a, gc, !ta, false)
+            }
+        });
+        Ok(vec![ga, gb])
+    }
+}
+
+pub mod cpu {
+    use crate::ops::matmul::cpu::matmul;
+
+    /// `op(a[z])·op(b[z])` for `batch` stacked row-major matrices, m×k (or k×m) by k×n (or n×k).
+    pub fn bmm(
+        a: &[f64],
+        b: &[f64],
+        batch: usize,
+        (m, n, k): (usize, usize, usize),
+        trans_a: bool,
+        trans_b: bool,
+    ) -> Vec<f64> {
+        (0..batch)
+            .flat_map(|z| {
+                let az = &a[z * m * k..(z + 1) * m * k];
+                let bz = &b[z * k * n..(z + 1) * k * n];
+                matmul(az, bz, (m, n, k), trans_a, trans_b)
+            })
+            .collect()
+    }
+}
