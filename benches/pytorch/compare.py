@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""Side by side: one CTR-GCN training step in sfhead and in PyTorch, on this machine.
+"""Side by side: one training step of a backbone in sfhead and in PyTorch, on this machine.
 
 For each case it runs `target/release/sfhead bench step ... --json` and benches/pytorch/step.py
-with the same dataset, batch, frames and SF-Head mode, then prints a Markdown table with the ratio
+with the same model, dataset, batch, frames and SF-Head mode, then prints a Markdown table with the ratio
 sfhead ms/step ÷ PyTorch ms/step (above 1: sfhead is slower). It builds nothing: run
 `cargo build --release` first.
 
     python3 benches/pytorch/compare.py                      # CPU: lavapipe against PyTorch on the CPU
     python3 benches/pytorch/compare.py --cuda               # NVIDIA: sfhead on Vulkan against PyTorch CUDA fp32, TF32 off and on
-    python3 benches/pytorch/compare.py --cases ucla:4:52:tap,ntu60:2:64:off --steps 3
+    python3 benches/pytorch/compare.py --cases ucla:4:52:tap,stgcn:ntu60:2:64:off --steps 3
+    python3 benches/pytorch/compare.py --models ctrgcn,stgcn,aagcn,agcn   # the default cases of each
     python3 benches/pytorch/compare.py --json               # every row as JSON instead of the table
 """
 
@@ -26,12 +27,17 @@ REPO = Path(__file__).resolve().parents[2]
 STEP_PY = Path(__file__).resolve().parent / "step.py"
 DEFAULT_BIN = REPO / "target" / "release" / "sfhead"
 
-# dataset:batch:frames:sfhead
+# dataset:batch:frames:sfhead, for each model; SF-Head only where its PyTorch reference has it.
 CPU_CASES = ["ucla:4:52:off", "ucla:4:52:tap", "ntu60:4:64:off", "ntu60:4:64:tap"]
 # The training recipes' batches: NW-UCLA 16 × 52 frames, NTU60 64 × 64 frames.
 CUDA_CASES = ["ucla:16:52:off", "ucla:16:52:tap", "ntu60:64:64:off", "ntu60:64:64:tap"]
 DATASET_NAMES = {"ucla": "NW-UCLA", "ntu60": "NTU60"}
+MODEL_NAMES = {"ctrgcn": "CTR-GCN", "stgcn": "ST-GCN", "aagcn": "MS-AAGCN", "agcn": "2s-AGCN"}
+# The PyTorch reference of each model (step.py); only ctrgcn.py can attach SF-Head.
+REFERENCES = {"ctrgcn": "ctrgcn.py", "stgcn": "stgcn.py", "aagcn": "aagcn.py", "agcn": "aagcn.py"}
+SFHEAD_MODELS = {"ctrgcn"}
 SFHEAD_FLAGS = {"off": [], "tap": ["--sfhead"], "inline": ["--sfhead-inline"]}
+CASE_SYNTAX = "[model:]dataset:batch:frames[:off|tap|inline]"
 
 
 def log(*parts):
@@ -39,29 +45,56 @@ def log(*parts):
 
 
 def parse_case(text):
+    """`[model:]dataset:batch:frames[:sfhead]`; without a model it is CTR-GCN, without a mode off.
+    Model and dataset names are disjoint, so a four-part case is read by its first part."""
     parts = text.strip().split(":")
-    if len(parts) == 3:
+    if parts[0] not in MODEL_NAMES:
+        if parts[0] not in DATASET_NAMES:
+            raise argparse.ArgumentTypeError(
+                f"case {text!r}: {parts[0]!r} is neither a model ({', '.join(MODEL_NAMES)}) "
+                f"nor a dataset ({', '.join(DATASET_NAMES)}); expected {CASE_SYNTAX}"
+            )
+        parts.insert(0, "ctrgcn")
+    if len(parts) == 4:
         parts.append("off")
-    if len(parts) != 4:
-        raise argparse.ArgumentTypeError(f"case {text!r}: expected dataset:batch:frames[:off|tap|inline]")
-    dataset, batch, frames, sfhead = parts
+    if len(parts) != 5:
+        raise argparse.ArgumentTypeError(f"case {text!r}: expected {CASE_SYNTAX}")
+    model, dataset, batch, frames, sfhead = parts
     if dataset not in DATASET_NAMES:
         raise argparse.ArgumentTypeError(f"case {text!r}: dataset must be one of {sorted(DATASET_NAMES)}")
     if sfhead not in SFHEAD_FLAGS:
         raise argparse.ArgumentTypeError(f"case {text!r}: SF-Head mode must be off, tap or inline")
+    if sfhead != "off" and model not in SFHEAD_MODELS:
+        raise argparse.ArgumentTypeError(
+            f"case {text!r}: the PyTorch reference of {MODEL_NAMES[model]} (tests/reference/{REFERENCES[model]}) "
+            "cannot attach SF-Head, so there is nothing to compare against; use SF-Head off"
+        )
     try:
         batch, frames = int(batch), int(frames)
     except ValueError:
         raise argparse.ArgumentTypeError(f"case {text!r}: batch and frames must be integers") from None
-    return {"dataset": dataset, "batch": batch, "frames": frames, "sfhead": sfhead}
+    return {"model": model, "dataset": dataset, "batch": batch, "frames": frames, "sfhead": sfhead}
+
+
+def default_cases(model, cuda):
+    """The default cases of one model: those without SF-Head where its reference lacks it."""
+    cases = CUDA_CASES if cuda else CPU_CASES
+    return [f"{model}:{c}" for c in cases if model in SFHEAD_MODELS or c.endswith(":off")]
 
 
 def case_label(case):
     return f"{DATASET_NAMES[case['dataset']]} {case['batch']}×{case['frames']}, SF-Head {case['sfhead']}"
 
 
+def model_of(result):
+    """The model name of a `bench step --json` result, which reports the title (ST-GCN, …); one
+    without the field is CTR-GCN's, the only model bench step had before."""
+    reported = str(result.get("model", "CTR-GCN"))
+    return next((name for name, title in MODEL_NAMES.items() if reported in (name, title)), reported)
+
+
 def case_key(d):
-    return (str(d["dataset"]).lower(), int(d["batch"]), int(d["frames"]), str(d["sfhead"]))
+    return (model_of(d), str(d["dataset"]).lower(), int(d["batch"]), int(d["frames"]), str(d["sfhead"]))
 
 
 def parse_args(argv=None):
@@ -69,7 +102,13 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--cuda", action="store_true", help="PyTorch on CUDA (TF32 off and on) against sfhead on the NVIDIA adapter")
-    p.add_argument("--cases", help="comma-separated dataset:batch:frames:sfhead, e.g. ucla:4:52:tap,ntu60:4:64:off")
+    cases = p.add_mutually_exclusive_group()
+    cases.add_argument(
+        "--cases", help=f"comma-separated {CASE_SYNTAX}, e.g. ucla:4:52:tap,stgcn:ntu60:4:64 (no model: ctrgcn)"
+    )
+    cases.add_argument(
+        "--models", help=f"comma-separated models ({', '.join(MODEL_NAMES)}): the default cases of each (default: ctrgcn)"
+    )
     p.add_argument("--steps", type=int, default=None, help="timed sfhead steps (default: 2 on CPU, 10 with --cuda)")
     p.add_argument(
         "--torch-steps", type=int, default=10, help="timed PyTorch steps (default 10: its steps are cheap, and the median resists a busy machine)"
@@ -90,10 +129,19 @@ def parse_args(argv=None):
     p.add_argument("--save-json", type=Path, default=None, help="also write all rows as JSON to this file")
     args = p.parse_args(argv)
     try:
-        texts = args.cases.split(",") if args.cases else (CUDA_CASES if args.cuda else CPU_CASES)
+        if args.cases:
+            texts = args.cases.split(",")
+        else:
+            models = [m.strip() for m in (args.models or "ctrgcn").split(",") if m.strip()]
+            unknown = [m for m in models if m not in MODEL_NAMES]
+            if unknown or not models:
+                raise argparse.ArgumentTypeError(f"--models {args.models!r}: each must be one of {', '.join(MODEL_NAMES)}")
+            texts = [c for m in models for c in default_cases(m, args.cuda)]
         args.case_list = [parse_case(t) for t in texts if t.strip()]
     except argparse.ArgumentTypeError as e:
         p.error(str(e))
+    if not args.case_list:
+        p.error("no cases to run")
     if args.steps is None:
         args.steps = 10 if args.cuda else 2
     if args.timeout is None:
@@ -146,6 +194,13 @@ def load_sfhead_results(paths):
     return found
 
 
+def write_atomic(path, text):
+    """Writes beside the target and renames, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def mib(b):
     return "–" if b is None else f"{b / 2**20:,.0f} MiB"
 
@@ -176,20 +231,24 @@ def main(argv=None):
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rows = []
     for case in args.case_list:
-        label = case_label(case)
+        label = f"{MODEL_NAMES[case['model']]} {case_label(case)}"
         sf = reused.get(case_key(case))
         reused_result = sf is not None
         if reused_result:
             log(f"[{label}] sfhead: reusing a bench step result ({sf.get('milliseconds_per_step', 0):.1f} ms/step)")
             sf_err = None
         else:
-            cmd = [str(args.sfhead_bin), "bench", "step", "--dataset", case["dataset"], "--batch", str(case["batch"])]
+            cmd = [str(args.sfhead_bin), "bench", "step", "--model", case["model"], "--dataset", case["dataset"]]
+            cmd += ["--batch", str(case["batch"])]
             cmd += ["--frames", str(case["frames"]), "--steps", str(args.steps), *SFHEAD_FLAGS[case["sfhead"]], "--json"]
             log(f"[{label}] sfhead: {' '.join(cmd[1:])}")
             sf, sf_err = run_json(cmd, sfhead_env, args.timeout)
+            if sf and model_of(sf) != case["model"]:
+                sf, sf_err = None, f"asked for --model {case['model']}, bench step reported model {sf.get('model')!r}"
             log(f"[{label}] sfhead: " + (sf_err or f"{sf['milliseconds_per_step']:.1f} ms/step"))
         for variant in torch_variants:
-            cmd = [sys.executable, str(STEP_PY), "--dataset", case["dataset"], "--batch", str(case["batch"])]
+            cmd = [sys.executable, str(STEP_PY), "--model", case["model"], "--dataset", case["dataset"]]
+            cmd += ["--batch", str(case["batch"])]
             cmd += ["--frames", str(case["frames"]), "--steps", str(args.torch_steps), "--warmup", str(args.warmup)]
             cmd += ["--sfhead", case["sfhead"], "--device", device]
             if variant["tf32"]:
@@ -200,7 +259,7 @@ def main(argv=None):
             pt, pt_err = run_json(cmd, dict(os.environ), args.timeout)
             log(f"[{label}] PyTorch: " + (pt_err or f"{pt['ms_per_step']:.1f} ms/step"))
             torch_config = f"{device} fp32" + (", TF32" if variant["tf32"] else "")
-            row = {**case, "case": label, "torch_config": torch_config}
+            row = {**case, "case": case_label(case), "torch_config": torch_config}
             row["torch"] = pt
             row["torch_error"] = pt_err
             row["sfhead_result"] = sf
@@ -240,7 +299,7 @@ def main(argv=None):
         "load_average_1min": [load_start, os.getloadavg()[0] if hasattr(os, "getloadavg") else None],
     }
     if args.save_json:
-        args.save_json.write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
+        write_atomic(args.save_json, json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     if args.json:
         print(json.dumps({**meta, "rows": rows}, indent=1))
     else:
@@ -250,14 +309,14 @@ def main(argv=None):
 
 def markdown(rows, meta, cuda):
     out = [
-        "| case | PyTorch | PyTorch ms/step | sfhead ms/step | ratio (sfhead/PyTorch) "
+        "| model | case | PyTorch | PyTorch ms/step | sfhead ms/step | ratio (sfhead/PyTorch) "
         "| PyTorch samples/s | sfhead samples/s | PyTorch peak memory¹ | sfhead memory² | sfhead dispatches |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = "–" if r["ratio"] is None else f"{r['ratio']:.2f}×"
         out.append(
-            f"| {r['case']} | {r['torch_config']} | {ms(r['torch_ms_per_step'])} | {ms(r['sfhead_ms_per_step'])} | {ratio} "
+            f"| {MODEL_NAMES[r['model']]} | {r['case']} | {r['torch_config']} | {ms(r['torch_ms_per_step'])} | {ms(r['sfhead_ms_per_step'])} | {ratio} "
             f"| {rate(r['torch_samples_per_second'])} | {rate(r['sfhead_samples_per_second'])} "
             f"| {mib(r['torch_peak_memory_bytes'])} | {mib(r['sfhead_planned_memory_bytes'])} "
             f"| {r['sfhead_dispatches'] if r['sfhead_dispatches'] is not None else '–'} |"
@@ -294,7 +353,7 @@ def markdown(rows, meta, cuda):
     for r in rows:
         for who, err in (("sfhead", r["sfhead_error"]), ("PyTorch", r["torch_error"])):
             if err:
-                out.append(f"- {r['case']} ({r['torch_config']}): {who} failed: {err}")
+                out.append(f"- {MODEL_NAMES[r['model']]} {r['case']} ({r['torch_config']}): {who} failed: {err}")
     return "\n".join(out)
 
 

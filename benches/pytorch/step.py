@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Time one PyTorch training step of the model `sfhead bench step` times.
 
-The model is the PyTorch reference of tests/reference/ctrgcn.py (CTR-GCN, optionally with SF-Head
-attached to every block as a training-only tap or in-line, tests/reference/sf_head.py), built and
-initialised exactly as the parity fixtures build it. One step is what a training loop does:
+The model is a PyTorch reference from tests/reference/, built and initialised as that script
+builds it: CTR-GCN (ctrgcn.py, optionally with SF-Head attached to every block as a training-only
+tap or in-line, sf_head.py), ST-GCN (stgcn.py), MS-AAGCN or plain 2s-AGCN (aagcn.py). Only
+ctrgcn.py can attach SF-Head. One step is what a training loop does:
 
     forward (train mode) → loss (cross-entropy, or the SF-Head total loss) → backward
     → SGD(lr 0.1, momentum 0.9, Nesterov, weight decay 4e-4) step → zero_grad(set_to_none=True)
@@ -14,9 +15,11 @@ random normal from a seeded generator, (N, 3, T, V, M) with V and M from the dat
 It prints one JSON object (docs/benchmarks.md):
 
     python3 benches/pytorch/step.py --dataset ntu60 --batch 64 --frames 64 --sfhead tap --device cuda
+    python3 benches/pytorch/step.py --model aagcn --dataset ucla --batch 16 --frames 52
 """
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -31,10 +34,15 @@ REFERENCE = REPO / "tests" / "reference"
 
 # (V, M, K) per dataset: joints, persons, classes; the same as the engine's Dataset::config.
 DATASETS = {"ntu60": (25, 2, 60), "ucla": (20, 1, 10)}
+# The backbones of `sfhead bench step --model` and the reference module that builds each; only
+# ctrgcn.py can attach SF-Head.
+REFERENCES = {"ctrgcn": "ctrgcn", "stgcn": "stgcn", "aagcn": "aagcn", "agcn": "aagcn"}
+SFHEAD_MODELS = {"ctrgcn"}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=list(REFERENCES), default="ctrgcn", help="the backbone (default: ctrgcn)")
     p.add_argument("--dataset", choices=sorted(DATASETS), default="ntu60")
     p.add_argument("--batch", type=int, default=64, help="samples per batch (N)")
     p.add_argument("--frames", type=int, default=64, help="frames per sample (T)")
@@ -49,6 +57,11 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.batch < 1 or args.frames < 1 or args.steps < 1 or args.warmup < 0:
         p.error("--batch, --frames and --steps must be positive, --warmup non-negative")
+    if args.sfhead != "off" and args.model not in SFHEAD_MODELS:
+        p.error(
+            f"--model {args.model} --sfhead {args.sfhead}: tests/reference/{REFERENCES[args.model]}.py "
+            "cannot attach SF-Head (only ctrgcn.py can); use --sfhead off"
+        )
     return args
 
 
@@ -85,13 +98,25 @@ def precision_report(torch):
     return report
 
 
+def build_model(name, dataset, sfhead_mode, gen):
+    """The reference model, initialised from gen as its reference script initialises it."""
+    reference = importlib.import_module(REFERENCES[name])
+    if name == "ctrgcn":
+        model = reference.build(dataset, sf_head=sfhead_mode)
+    elif name == "stgcn":
+        model = reference.build(dataset)
+    else:
+        model = reference.build(dataset, plain=name == "agcn")
+    reference.initialise(model, gen)
+    return model
+
+
 def main(argv=None):
     args = parse_args(argv)
     sys.path.insert(0, str(REFERENCE))
     import torch
     import torch.nn.functional as F
 
-    import ctrgcn
     import sf_head
 
     threads = args.threads or os.cpu_count() or 1
@@ -110,9 +135,7 @@ def main(argv=None):
     joints, persons, classes = DATASETS[args.dataset]
     mode = None if args.sfhead == "off" else args.sfhead
     gen = torch.Generator().manual_seed(args.seed)
-    model = ctrgcn.build(args.dataset, sf_head=mode)
-    ctrgcn.initialise(model, gen)
-    model = model.to(device).train()
+    model = build_model(args.model, args.dataset, mode, gen).to(device).train()
     parameters = sum(p.numel() for p in model.parameters())
 
     x = torch.randn(args.batch, 3, args.frames, joints, persons, generator=gen).to(device)
@@ -157,6 +180,7 @@ def main(argv=None):
 
     ms = statistics.median(times) * 1e3
     result = {
+        "model": args.model,
         "dataset": args.dataset,
         "sfhead": args.sfhead,
         "batch": args.batch,
