@@ -404,35 +404,3 @@ fn rescale(g: &mut Graph, y: TensorId, gate: TensorId) -> TensorId {
     let gated = mul(g, y, gate);
     add(g, gated, y)
 }
-
-/// `unit_tcn(C, C, kernel_size=9, stride=s)` of `aagcn.py`: conv then BN.
-#[derive(Debug, Clone, Copy)]
-pub struct AaTcn {
-    pub conv: Conv,
-    pub bn: BatchNorm,
-    pub stride: usize,
-}
-
-impl AaTcn {
-    /// `{prefix}.conv` (kaiming_normal, fan out; zero bias) and `{prefix}.bn` (γ = 1).
-    pub fn new(
-        g: &mut Graph,
-        prefix: &str,
-        channels: usize,
-        stride: usize,
-        init: &mut Init,
-    ) -> Self {
-        let shape = [channels, channels, TEMPORAL_KERNEL, 1];
-        Self {
-            conv: Conv::kaiming(g, &format!("{prefix}.conv"), shape, init),
-            bn: BatchNorm::new(g, &format!("{prefix}.bn"), channels),
-            stride,
-        }
-    }
-
-    /// (B, C, T, V) → (B, C, ⌊(T − 1)/s⌋ + 1, V).
-    pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
-        let h = temporal_conv(g, x, self.conv.weight, Some(self.conv.bias), 1, self.stride);
-        self.bn.apply(g, h, mode)
-    }
-}

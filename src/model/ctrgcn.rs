@@ -7,11 +7,11 @@
 //! gradients, and evaluation is plain CTR-GCN) or in-line (the TCN consumes the head's output).
 //! The heads' tensors follow `fc` as `sf_heads.{i}.<key>`.
 
-use super::aagcn::{AaGcnUnit, AaTcn, AgcnUnit};
+use super::aagcn::{self, AaGcnUnit, AgcnUnit};
 use super::init::Init;
 use super::ms_tcn::{MsTcn, UnitTcn};
 use super::sf_head::{ChannelError, Combine, SfFeatures, SfHead, SfLossConfig};
-use super::stgcn::{StGcnUnit, StTcn};
+use super::stgcn::{self, StGcnUnit};
 use super::topology::Topology;
 use super::unit_gcn::{UnitGcn, UnitGcnConfig};
 use super::{LossTerm, ModelOutput};
@@ -234,8 +234,8 @@ enum Gcn {
 
 enum Tcn {
     Ms(Box<MsTcn>),
-    St(StTcn),
-    Aa(AaTcn),
+    /// One k×1 conv + BN (ST-GCN's k = 5, MS-AAGCN's and 2s-AGCN's k = 9).
+    Unit(UnitTcn),
 }
 
 struct Block {
@@ -299,7 +299,14 @@ impl CtrGcn {
                             v,
                             &mut init,
                         ))),
-                        Tcn::St(StTcn::new(g, &tcn_prefix, cout, stride, &mut init)),
+                        Tcn::Unit(UnitTcn::new(
+                            g,
+                            &tcn_prefix,
+                            (cout, cout),
+                            stgcn::TEMPORAL_KERNEL,
+                            stride,
+                            &mut init,
+                        )),
                     ),
                     Backbone::Aagcn => (
                         Gcn::Aa(Box::new(AaGcnUnit::new(
@@ -310,7 +317,14 @@ impl CtrGcn {
                             v,
                             &mut init,
                         ))),
-                        Tcn::Aa(AaTcn::new(g, &tcn_prefix, cout, stride, &mut init)),
+                        Tcn::Unit(UnitTcn::new(
+                            g,
+                            &tcn_prefix,
+                            (cout, cout),
+                            aagcn::TEMPORAL_KERNEL,
+                            stride,
+                            &mut init,
+                        )),
                     ),
                     Backbone::Agcn => (
                         Gcn::Agcn(Box::new(AgcnUnit::new(
@@ -321,7 +335,14 @@ impl CtrGcn {
                             v,
                             &mut init,
                         ))),
-                        Tcn::Aa(AaTcn::new(g, &tcn_prefix, cout, stride, &mut init)),
+                        Tcn::Unit(UnitTcn::new(
+                            g,
+                            &tcn_prefix,
+                            (cout, cout),
+                            aagcn::TEMPORAL_KERNEL,
+                            stride,
+                            &mut init,
+                        )),
                     ),
                 };
                 let residual = if i == 0 {
@@ -330,7 +351,7 @@ impl CtrGcn {
                     Residual::Identity
                 } else {
                     let name = format!("{prefix}.residual");
-                    Residual::Unit(UnitTcn::new(g, &name, (cin, cout), stride, &mut init))
+                    Residual::Unit(UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init))
                 };
                 Block {
                     gcn,
@@ -422,8 +443,7 @@ impl CtrGcn {
             }
             let y = match &block.tcn {
                 Tcn::Ms(tcn) => tcn.forward(g, y, mode),
-                Tcn::St(tcn) => tcn.forward(g, y, mode),
-                Tcn::Aa(tcn) => tcn.forward(g, y, mode),
+                Tcn::Unit(tcn) => tcn.forward(g, y, mode),
             };
             let y = match &block.residual {
                 Residual::Zero => y,

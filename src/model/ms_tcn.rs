@@ -149,8 +149,9 @@ impl MsTcn {
     }
 }
 
-/// `unit_tcn(C_in, C_out, kernel_size=1, stride=s)`: the residual of blocks whose TCN strides or
-/// widens, a 1×1 conv with stride (s, 1) (`{prefix}.conv`) and a BN (`{prefix}.bn`).
+/// `unit_tcn(C_in, C_out, kernel_size=k, stride=s)`: a k×1 conv with stride (s, 1) and padding
+/// (k − 1)/2 (`{prefix}.conv`) and a BN (`{prefix}.bn`). With k = 1 it is the residual of blocks
+/// whose TCN strides or widens; ST-GCN's TCN is k = 5, MS-AAGCN's k = 9.
 #[derive(Debug, Clone, Copy)]
 pub struct UnitTcn {
     pub conv: Conv,
@@ -164,11 +165,12 @@ impl UnitTcn {
         g: &mut Graph,
         prefix: &str,
         (cin, cout): (usize, usize),
+        kernel: usize,
         stride: usize,
         init: &mut Init,
     ) -> Self {
         Self {
-            conv: Conv::kaiming(g, &format!("{prefix}.conv"), [cout, cin, 1, 1], init),
+            conv: Conv::kaiming(g, &format!("{prefix}.conv"), [cout, cin, kernel, 1], init),
             bn: BatchNorm::new(g, &format!("{prefix}.bn"), cout),
             stride,
         }
@@ -176,7 +178,12 @@ impl UnitTcn {
 
     /// (B, C_in, T, V) → (B, C_out, ⌊(T − 1)/s⌋ + 1, V).
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
-        let h = conv1x1_strided(g, x, self.conv.weight, Some(self.conv.bias), self.stride);
+        let (w, b) = (self.conv.weight, Some(self.conv.bias));
+        let h = if g.shape(w)[2] == 1 {
+            conv1x1_strided(g, x, w, b, self.stride)
+        } else {
+            temporal_conv(g, x, w, b, 1, self.stride)
+        };
         self.bn.apply(g, h, mode)
     }
 }

@@ -8,7 +8,8 @@
 //!   then projected by a 1×1 conv per subset (`conv_d.{i}`); the subsets are summed, normalised by
 //!   a BN with γ = 1e-6, added to `down` (the input, or a 1×1 conv + BN when the width changes)
 //!   and passed through ReLU;
-//! - `tcn1`: one 5×1 temporal convolution (stride s) and a BN, without ReLU.
+//! - `tcn1`: one 5×1 temporal convolution (stride s) and a BN, without ReLU: a
+//!   [`UnitTcn`](super::ms_tcn::UnitTcn) with k = [`TEMPORAL_KERNEL`].
 
 use super::init::Init;
 use super::layers::Conv;
@@ -19,7 +20,6 @@ use crate::ops::col_norm::col_l2_normalize;
 use crate::ops::concat::split;
 use crate::ops::matmul::matmul;
 use crate::ops::reshape::reshape;
-use crate::ops::temporal_conv::temporal_conv;
 use crate::ops::{add::add, relu::relu};
 
 /// Adjacency subsets of a unit.
@@ -118,37 +118,5 @@ impl StGcnUnit {
         };
         let y = add(g, y, residual);
         relu(g, y)
-    }
-}
-
-/// `unit_tcn(C, C, kernel_size=5, stride=s)` of `baseline.py`: conv then BN.
-#[derive(Debug, Clone, Copy)]
-pub struct StTcn {
-    pub conv: Conv,
-    pub bn: BatchNorm,
-    pub stride: usize,
-}
-
-impl StTcn {
-    /// `{prefix}.conv` (kaiming_normal, fan out; zero bias) and `{prefix}.bn` (γ = 1).
-    pub fn new(
-        g: &mut Graph,
-        prefix: &str,
-        channels: usize,
-        stride: usize,
-        init: &mut Init,
-    ) -> Self {
-        let shape = [channels, channels, TEMPORAL_KERNEL, 1];
-        Self {
-            conv: Conv::kaiming(g, &format!("{prefix}.conv"), shape, init),
-            bn: BatchNorm::new(g, &format!("{prefix}.bn"), channels),
-            stride,
-        }
-    }
-
-    /// (B, C, T, V) → (B, C, ⌊(T − 1)/s⌋ + 1, V).
-    pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
-        let h = temporal_conv(g, x, self.conv.weight, Some(self.conv.bias), 1, self.stride);
-        self.bn.apply(g, h, mode)
     }
 }

@@ -369,7 +369,7 @@ fn unit_tcn_training_matches_composed_reference() {
         Mode::Train,
         &c.unit_tcn("residual"),
         |g, x| {
-            let u = UnitTcn::new(g, "residual", (c.cin, c.cout), 2, &mut Init::new(730));
+            let u = UnitTcn::new(g, "residual", (c.cin, c.cout), 1, 2, &mut Init::new(730));
             u.forward(g, x, Mode::Train)
         },
         731,
@@ -426,7 +426,7 @@ fn block_five_modules_have_the_state_dict_names_and_initialisation() {
     MsTcn::new(&mut g, "l5.tcn1", (128, 128), 2, &mut init);
     assert_eq!(declared(&g), listed("l5.tcn1."));
     let mut g2 = Graph::new();
-    UnitTcn::new(&mut g2, "l5.residual", (64, 128), 2, &mut init);
+    UnitTcn::new(&mut g2, "l5.residual", (64, 128), 1, 2, &mut init);
     assert_eq!(declared(&g2), listed("l5.residual."));
 
     // kaiming_normal with fan_out = C_out·k: 32 for the 1×1 convs, 160 for the 5×1 ones.
