@@ -188,26 +188,12 @@ impl AaGcnUnit {
 
     /// y·σ(conv_sa(mean_T y)) + y, the gate broadcast over channels and frames.
     fn spatial_attention(&self, g: &mut Graph, y: TensorId) -> TensorId {
-        let shape = g.shape(y).to_vec();
-        let (b, c, v) = (shape[0], shape[1], shape[3]);
-        let pooled = mean(g, y, &[2]);
-        let pooled = reshape(g, pooled, &[b, c, v, 1]);
-        let gate = line_gate(g, pooled, self.conv_sa);
-        let gate = reshape(g, gate, &[b, v]);
-        let gate = expand(g, gate, &shape, &[1, 2], 1.0);
-        rescale(g, y, gate)
+        line_attention(g, y, self.conv_sa, 3)
     }
 
     /// y·σ(conv_ta(mean_V y)) + y, the gate broadcast over channels and joints.
     fn temporal_attention(&self, g: &mut Graph, y: TensorId) -> TensorId {
-        let shape = g.shape(y).to_vec();
-        let (b, c, t) = (shape[0], shape[1], shape[2]);
-        let pooled = mean(g, y, &[3]);
-        let pooled = reshape(g, pooled, &[b, c, t, 1]);
-        let gate = line_gate(g, pooled, self.conv_ta);
-        let gate = reshape(g, gate, &[b, t]);
-        let gate = expand(g, gate, &shape, &[1, 3], 1.0);
-        rescale(g, y, gate)
+        line_attention(g, y, self.conv_ta, 2)
     }
 
     /// y·σ(fc2c(relu(fc1c(mean_{T,V} y)))) + y, the gate broadcast over frames and joints.
@@ -388,6 +374,20 @@ fn subset_convs(
             }
         })
         .collect()
+}
+
+/// y·σ(conv(mean of y over the other of T and V)) + y for the gate along `axis` (2: T, 3: V) of
+/// y (B, C, T, V), broadcast over channels and the pooled axis.
+fn line_attention(g: &mut Graph, y: TensorId, conv: Conv, axis: usize) -> TensorId {
+    let shape = g.shape(y).to_vec();
+    let (b, c, l) = (shape[0], shape[1], shape[axis]);
+    let other = 5 - axis;
+    let pooled = mean(g, y, &[other]);
+    let pooled = reshape(g, pooled, &[b, c, l, 1]);
+    let gate = line_gate(g, pooled, conv);
+    let gate = reshape(g, gate, &[b, l]);
+    let gate = expand(g, gate, &shape, &[1, other], 1.0);
+    rescale(g, y, gate)
 }
 
 /// σ of a Conv1d(C, 1, k, padding (k − 1)/2) along the lines of `pooled` (B, C, L, 1), run

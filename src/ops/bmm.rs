@@ -4,6 +4,7 @@
 //! The backward is two more batched products, as for `matmul`.
 
 use super::gemm::{Bias, Gemm, Operand};
+use super::matmul::{product_dims, product_grads};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 
 /// WebGPU's limit on workgroups along one grid dimension, here the products on grid z.
@@ -24,17 +25,7 @@ pub fn bmm(g: &mut Graph, a: TensorId, b: TensorId, trans_a: bool, trans_b: bool
         sa.len() == 3 && sb.len() == 3 && sa[0] == sb[0],
         "bmm takes (B, ·, ·) stacks with the same B, got {sa:?} and {sb:?}"
     );
-    let (m, k) = if trans_a {
-        (sa[2], sa[1])
-    } else {
-        (sa[1], sa[2])
-    };
-    let (kb, n) = if trans_b {
-        (sb[2], sb[1])
-    } else {
-        (sb[1], sb[2])
-    };
-    assert_eq!(k, kb, "bmm inner dimensions differ: {sa:?} · {sb:?}");
+    let (m, n, k) = product_dims("bmm", &sa, &sb, trans_a, trans_b);
     let batch = sa[0];
     assert!(
         (1..=MAX_PRODUCTS).contains(&batch),
@@ -85,25 +76,8 @@ impl Op for Bmm {
         g: &mut Graph,
         ctx: &GradContext<'_>,
     ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
-        let gc = ctx.grads[0].expect("bmm has one output");
-        let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
-        let (ta, tb) = (self.trans_a, self.trans_b);
-        // Per z, as for matmul: dA = gC·op(B)ᵀ, stored transposed when A is; dB = op(A)ᵀ·gC.
-        let ga = ctx.needs[0].then(|| {
-            if ta {
-                bmm(g, b, gc, tb, true)
-            } else {
-                bmm(g, gc, b, false, !tb)
-            }
-        });
-        let gb = ctx.needs[1].then(|| {
-            if tb {
-                bmm(g, gc, a, true, ta)
-            } else {
-                bmm(g, a, gc, !ta, false)
-            }
-        });
-        Ok(vec![ga, gb])
+        // Per z, as for matmul.
+        Ok(product_grads(g, ctx, (self.trans_a, self.trans_b), bmm))
     }
 }
 

@@ -11,21 +11,54 @@ struct Matmul {
     trans_b: bool,
 }
 
+/// (m, n, k) of `op(A)·op(B)` from the last two axes of the operands' shapes.
+pub(crate) fn product_dims(
+    what: &str,
+    sa: &[usize],
+    sb: &[usize],
+    trans_a: bool,
+    trans_b: bool,
+) -> (usize, usize, usize) {
+    let (ra, ca) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+    let (rb, cb) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+    let (m, k) = if trans_a { (ca, ra) } else { (ra, ca) };
+    let (kb, n) = if trans_b { (cb, rb) } else { (rb, cb) };
+    assert_eq!(k, kb, "{what} inner dimensions differ: {sa:?} · {sb:?}");
+    (m, n, k)
+}
+
+/// The input gradients of `op(a)·op(b)` built with `product` (`matmul` or `bmm`):
+/// dA = gC·op(B)ᵀ, stored transposed when A is; likewise dB = op(A)ᵀ·gC.
+pub(crate) fn product_grads(
+    g: &mut Graph,
+    ctx: &GradContext<'_>,
+    (ta, tb): (bool, bool),
+    product: fn(&mut Graph, TensorId, TensorId, bool, bool) -> TensorId,
+) -> Vec<Option<TensorId>> {
+    let gc = ctx.grads[0].expect("a product has one output");
+    let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
+    let ga = ctx.needs[0].then(|| {
+        if ta {
+            product(g, b, gc, tb, true)
+        } else {
+            product(g, gc, b, false, !tb)
+        }
+    });
+    let gb = ctx.needs[1].then(|| {
+        if tb {
+            product(g, gc, a, true, ta)
+        } else {
+            product(g, a, gc, !ta, false)
+        }
+    });
+    vec![ga, gb]
+}
+
 /// `op(a)·op(b)`: `a` is m×k (k×m if `trans_a`), `b` is k×n (n×k if `trans_b`).
 pub fn matmul(g: &mut Graph, a: TensorId, b: TensorId, trans_a: bool, trans_b: bool) -> TensorId {
     let (sa, sb) = (g.shape(a).to_vec(), g.shape(b).to_vec());
     assert!(sa.len() == 2 && sb.len() == 2, "matmul takes matrices");
-    let (m, k) = if trans_a {
-        (sa[1], sa[0])
-    } else {
-        (sa[0], sa[1])
-    };
-    let (kb, n) = if trans_b {
-        (sb[1], sb[0])
-    } else {
-        (sb[0], sb[1])
-    };
-    assert_eq!(k, kb, "matmul inner dimensions differ: {sa:?} · {sb:?}");
+    let (m, n, k) = product_dims("matmul", &sa, &sb, trans_a, trans_b);
     let gemm = Gemm::matrices(m, n, k, trans_a, trans_b);
     let c = g.activation("matmul", &[m, n]);
     g.push(
@@ -54,25 +87,7 @@ impl Op for Matmul {
         g: &mut Graph,
         ctx: &GradContext<'_>,
     ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
-        let gc = ctx.grads[0].expect("matmul has one output");
-        let (a, b) = (ctx.inputs[0], ctx.inputs[1]);
-        let (ta, tb) = (self.trans_a, self.trans_b);
-        // dA = gC·op(B)ᵀ, stored transposed when A is; likewise dB = op(A)ᵀ·gC.
-        let ga = ctx.needs[0].then(|| {
-            if ta {
-                matmul(g, b, gc, tb, true)
-            } else {
-                matmul(g, gc, b, false, !tb)
-            }
-        });
-        let gb = ctx.needs[1].then(|| {
-            if tb {
-                matmul(g, gc, a, true, ta)
-            } else {
-                matmul(g, a, gc, !ta, false)
-            }
-        });
-        Ok(vec![ga, gb])
+        Ok(product_grads(g, ctx, (self.trans_a, self.trans_b), matmul))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod group_norm;
 pub mod linear;
 pub mod matmul;
 pub mod mul;
+mod output_grad;
 pub mod pair_stats;
 pub mod permute;
 pub mod plane_conv;

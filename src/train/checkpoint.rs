@@ -138,7 +138,12 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, Checkpoint
         path: path.to_path_buf(),
         source,
     })?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| CheckpointError::Format {
+    metadata_of(&bytes, path)
+}
+
+/// The string metadata in the header of safetensors `bytes` read from `path`.
+fn metadata_of(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::Format {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -161,15 +166,9 @@ pub fn load(gpu: &Gpu, store: &Store, path: &Path) -> Result<Loaded, CheckpointE
         path: path.to_path_buf(),
         message,
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
     let mut out = Loaded {
-        metadata: header
-            .metadata()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+        metadata: metadata_of(&bytes, path)?,
         ..Loaded::default()
     };
     let key_error = |key: &str, message: String| CheckpointError::Key {
