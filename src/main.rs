@@ -215,10 +215,11 @@ impl ModelArgs {
             } else {
                 Placement::Tap
             },
-            blocks: parse_blocks(&self.sfhead_blocks).map_err(anyhow::Error::msg)?,
+            blocks: parse_blocks(&self.sfhead_blocks, self.model.block_widths().len())
+                .map_err(anyhow::Error::msg)?,
             ..SfHeadOptions::default()
         };
-        options.check().map_err(anyhow::Error::msg)?;
+        options.check(self.model).map_err(anyhow::Error::msg)?;
         Ok(config.with_sf_head(options))
     }
 }

@@ -28,7 +28,8 @@ fn temp_dir(tag: &str) -> PathBuf {
 fn info_model_prints_the_exact_counts_and_blocks() {
     // ST-GCN is CTR-GCN's `baseline.py`, 2,108,322 parameters at NTU120 (backbones spec §3);
     // MS-AAGCN is 2s-AGCN's `aagcn.py`, 3,797,088 at NTU120, plain 2s-AGCN `agcn.py`, 3,484,930
-    // (§4; the others by tests/reference/aagcn.py).
+    // (§4; the others by tests/reference/aagcn.py); InfoGCN 1,572,227 (§5; the others by
+    // tests/reference/infogcn.py).
     for (model, dataset, total) in [
         ("ctrgcn", "ntu60", "1446672"),
         ("ctrgcn", "ntu120", "1462092"),
@@ -42,6 +43,9 @@ fn info_model_prints_the_exact_counts_and_blocks() {
         ("agcn", "ntu60", "3469510"),
         ("agcn", "ntu120", "3484930"),
         ("agcn", "ucla", "3449730"),
+        ("infogcn", "ntu60", "1556807"),
+        ("infogcn", "ntu120", "1572227"),
+        ("infogcn", "ucla", "1533722"),
     ] {
         let out = sfhead(&["info", "model", "--model", model, "--dataset", dataset]);
         assert!(out.status.success());
@@ -75,6 +79,22 @@ fn info_model_prints_each_sf_head() {
     let out = sfhead(&["info", "model", "--sfhead", "--sfhead-blocks", "frhead"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("SF-Head: 4 heads, 1392 parameters"), "{text}");
+    // InfoGCN's nine blocks: three heads at each of the widths 64, 128 and 256.
+    let out = sfhead(&["info", "model", "--model", "infogcn", "--sfhead"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("SF-Head: 9 heads, 3072 parameters"), "{text}");
+    let out = sfhead(&[
+        "info",
+        "model",
+        "--model",
+        "infogcn",
+        "--sfhead-blocks",
+        "10",
+        "--sfhead",
+    ]);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stderr).unwrap();
+    assert!(text.contains("InfoGCN has blocks 1 to 9"), "{text}");
 }
 
 /// A UCLA-sized CTR-GCN (V = 20, M = 1, K = 10) with SF-Head on 2 short clips, small enough for
@@ -172,7 +192,7 @@ fn debug_grads_writes_what_the_library_step_computes() {
         sgd: None,
         keep_gradients: true,
     };
-    let step = TrainStep::build(&gpu, &mut store, &SHAPE, options, |g, x| {
+    let step = TrainStep::build(&gpu, &mut store, &SHAPE, options, |g, x, _labels| {
         CtrGcn::new(g, model(), 0).forward_with_losses(g, x, Mode::Train)
     })
     .unwrap();

@@ -103,7 +103,7 @@ fn one_training_step_matches_pytorch() {
         }),
         keep_gradients: true,
     };
-    let step = TrainStep::build(&gpu, &mut store, &f.x.shape, options, |g, x| {
+    let step = TrainStep::build(&gpu, &mut store, &f.x.shape, options, |g, x, _labels| {
         CtrGcn::new(g, Dataset::Ntu60.config(), 0).forward(g, x, Mode::Train)
     })
     .unwrap();

@@ -325,7 +325,7 @@ fn a_trained_inline_checkpoint_exports_with_its_heads() {
         weight_decay: config.weight_decay,
         nesterov: config.nesterov,
     };
-    let step = TrainStep::new(&gpu, &mut store, &clips.shape, sgd, |g, x| {
+    let step = TrainStep::new(&gpu, &mut store, &clips.shape, sgd, |g, x, _labels| {
         CtrGcn::new(g, model.clone(), config.seed).forward_with_losses(g, x, Mode::Train)
     })
     .unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sfhead::engine::{Executor, Graph, Store};
 use sfhead::gpu::Gpu;
 use sfhead::model::ctrgcn::{
-    CtrGcn, CtrGcnConfig, Dataset, FRHEAD_BLOCKS, IN_CHANNELS, Placement, SfHeadOptions,
+    Backbone, CtrGcn, CtrGcnConfig, Dataset, FRHEAD_BLOCKS, IN_CHANNELS, Placement, SfHeadOptions,
 };
 use sfhead::model::init::Init;
 use sfhead::model::sf_head::{Item, SfHead, SfLossConfig};
@@ -71,7 +71,7 @@ fn widths_the_groups_cannot_split_are_refused_naming_the_block() {
         groups: 32,
         ..SfHeadOptions::default()
     };
-    let error = options.check().unwrap_err();
+    let error = options.check(Backbone::Ctrgcn).unwrap_err();
     assert!(
         error.contains("`l1`") && error.contains("64 channels"),
         "{error}"
@@ -149,9 +149,13 @@ const SHAPE: [usize; 5] = [2, IN_CHANNELS, 8, 20, 1];
 /// Trains two SGD steps of `model` and returns its store.
 fn trained(gpu: &Arc<Gpu>, model: CtrGcnConfig, x: &[f32]) -> Store {
     let mut store = Store::new();
-    let step = TrainStep::new(gpu, &mut store, &SHAPE, SgdConfig::default(), |g, input| {
-        CtrGcn::new(g, model, 0).forward_with_losses(g, input, Mode::Train)
-    })
+    let step = TrainStep::new(
+        gpu,
+        &mut store,
+        &SHAPE,
+        SgdConfig::default(),
+        |g, input, _labels| CtrGcn::new(g, model, 0).forward_with_losses(g, input, Mode::Train),
+    )
     .unwrap();
     for _ in 0..2 {
         step.step(x, &[3, 7], 0.05).unwrap();
@@ -330,9 +334,13 @@ fn heads_are_averaged_or_summed() {
             sgd: None,
             keep_gradients: false,
         };
-        let step = TrainStep::build(&gpu, &mut Store::new(), &SHAPE, step_options, |g, input| {
-            CtrGcn::new(g, model, 0).forward_with_losses(g, input, Mode::Train)
-        })
+        let step = TrainStep::build(
+            &gpu,
+            &mut Store::new(),
+            &SHAPE,
+            step_options,
+            |g, input, _labels| CtrGcn::new(g, model, 0).forward_with_losses(g, input, Mode::Train),
+        )
         .unwrap();
         step.step(&x, &[3, 7], 0.0).unwrap();
         step.loss_terms().unwrap()

@@ -40,7 +40,7 @@ fn step_matches_pytorch(f: &StepFixture, placement: Placement) {
         placement,
         ..SfHeadOptions::default()
     });
-    let step = TrainStep::build(&gpu, &mut store, &f.x.shape, options, |g, x| {
+    let step = TrainStep::build(&gpu, &mut store, &f.x.shape, options, |g, x, _labels| {
         let output = CtrGcn::new(g, model, 0).forward_with_losses(g, x, Mode::Train);
         // The engine's state dict is PyTorch's, key for key and in order.
         let stored: Vec<&str> = g

@@ -25,7 +25,7 @@ fn run(model_seed: u64, problem_seed: u64, ahead: bool) -> Vec<f32> {
         weight_decay: 1e-4,
         nesterov: true,
     };
-    let step = TrainStep::new(&gpu(), &mut store, &shape, sgd, |g, x| {
+    let step = TrainStep::new(&gpu(), &mut store, &shape, sgd, |g, x, _labels| {
         TinyNet::new(g, &c, model_seed).forward(g, x, Mode::Train)
     })
     .unwrap();
@@ -86,9 +86,13 @@ fn out_of_range_labels_are_refused_before_the_step() {
     let c = TinyConfig::default();
     let mut store = Store::new();
     let shape = [2, c.channels, c.frames, c.joints];
-    let step = TrainStep::new(&gpu(), &mut store, &shape, SgdConfig::default(), |g, x| {
-        TinyNet::new(g, &c, 0).forward(g, x, Mode::Train)
-    })
+    let step = TrainStep::new(
+        &gpu(),
+        &mut store,
+        &shape,
+        SgdConfig::default(),
+        |g, x, _labels| TinyNet::new(g, &c, 0).forward(g, x, Mode::Train),
+    )
     .unwrap();
     let x = vec![0.0; 2 * c.channels * c.frames * c.joints];
     let err = step.step(&x, &[0, 9], 0.1).unwrap_err();

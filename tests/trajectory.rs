@@ -33,7 +33,7 @@ fn follows_pytorch(f: &TrajectoryFixture, model: CtrGcnConfig, want: &Trajectory
         weight_decay: 4e-4,
         nesterov: true,
     };
-    let step = TrainStep::new(&gpu, &mut store, &f.x.shape, sgd, |g, x| {
+    let step = TrainStep::new(&gpu, &mut store, &f.x.shape, sgd, |g, x, _labels| {
         CtrGcn::new(g, model, 0).forward_with_losses(g, x, Mode::Train)
     })
     .unwrap();

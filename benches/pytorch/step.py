@@ -3,10 +3,12 @@
 
 The model is a PyTorch reference from tests/reference/, built and initialised as that script
 builds it: CTR-GCN (ctrgcn.py, optionally with SF-Head attached to every block as a training-only
-tap or in-line, sf_head.py), ST-GCN (stgcn.py), MS-AAGCN or plain 2s-AGCN (aagcn.py). Only
+tap or in-line, sf_head.py), ST-GCN (stgcn.py), MS-AAGCN or plain 2s-AGCN (aagcn.py), InfoGCN
+(infogcn.py, k = 1, its official initialisation from the seeded global generator). Only
 ctrgcn.py can attach SF-Head. One step is what a training loop does:
 
-    forward (train mode) → loss (cross-entropy, or the SF-Head total loss) → backward
+    forward (train mode) → loss (cross-entropy, InfoGCN's three-term loss, or the SF-Head total
+    loss) → backward
     → SGD(lr 0.1, momentum 0.9, Nesterov, weight decay 4e-4) step → zero_grad(set_to_none=True)
 
 and the loss is read back to the host after every step, as `sfhead bench step` does. The input is
@@ -36,7 +38,7 @@ REFERENCE = REPO / "tests" / "reference"
 DATASETS = {"ntu60": (25, 2, 60), "ucla": (20, 1, 10)}
 # The backbones of `sfhead bench step --model` and the reference module that builds each; only
 # ctrgcn.py can attach SF-Head.
-REFERENCES = {"ctrgcn": "ctrgcn", "stgcn": "stgcn", "aagcn": "aagcn", "agcn": "aagcn"}
+REFERENCES = {"ctrgcn": "ctrgcn", "stgcn": "stgcn", "aagcn": "aagcn", "agcn": "aagcn", "infogcn": "infogcn"}
 SFHEAD_MODELS = {"ctrgcn"}
 
 
@@ -105,6 +107,13 @@ def build_model(name, dataset, sfhead_mode, gen):
         model = reference.build(dataset, sf_head=sfhead_mode)
     elif name == "stgcn":
         model = reference.build(dataset)
+    elif name == "infogcn":
+        import torch
+
+        torch.manual_seed(gen.initial_seed())
+        model = reference.build(dataset, k=1)
+        model.z_prior = reference.orthogonal_prior(model.num_class, generator=gen)
+        return model
     else:
         model = reference.build(dataset, plain=name == "agcn")
     reference.initialise(model, gen)
@@ -146,8 +155,17 @@ def main(argv=None):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    if args.model == "infogcn":
+        import infogcn
+
+        z_prior = model.z_prior.to(device)
+
     def step():
-        if mode is None:
+        if args.model == "infogcn":
+            eps = torch.randn(args.batch, infogcn.LATENT, device=device)
+            logits, z = model(x, eps)
+            loss = infogcn.losses(logits, z, labels, z_prior)["total"]
+        elif mode is None:
             loss = F.cross_entropy(model(x), labels)
         else:
             logits, feats = model(x, return_feats=True)

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use crate::engine::{Executor, Graph, MemoryReport, Store};
 use crate::gpu::Gpu;
-use crate::model::ctrgcn::{CtrGcn, CtrGcnConfig, Dataset, IN_CHANNELS, Placement};
+use crate::model::ctrgcn::{CtrGcnConfig, Dataset, IN_CHANNELS, Placement};
 use crate::model::init::Init;
+use crate::model::network::Network;
 use crate::ops::batch_norm::Mode;
 use crate::ops::sgd::SgdConfig;
 use crate::train::TrainStep;
@@ -60,9 +61,13 @@ pub fn time_step(
     let (joints, persons, classes) = (config.joints(), config.persons, config.classes);
     let shape = [batch, IN_CHANNELS, frames, joints, persons];
     let mut store = Store::new();
-    let step = TrainStep::new(gpu, &mut store, &shape, SgdConfig::default(), |g, x| {
-        CtrGcn::new(g, config.clone(), 1).forward_with_losses(g, x, Mode::Train)
-    })?;
+    let step = TrainStep::new(
+        gpu,
+        &mut store,
+        &shape,
+        SgdConfig::default(),
+        |g, x, labels| Network::new(g, config.clone(), 1).forward(g, x, Some(labels), Mode::Train),
+    )?;
     let x = Init::new(1).uniform(shape.iter().product(), -1.0, 1.0);
     let labels: Vec<u32> = (0..batch).map(|i| (i % classes) as u32).collect();
     for _ in 0..2 {
@@ -80,7 +85,9 @@ pub fn time_step(
 
     let mut g = Graph::new();
     let input = g.input("x", &shape);
-    let logits = CtrGcn::new(&mut g, config, 1).forward(&mut g, input, Mode::Eval);
+    let logits = Network::new(&mut g, config, 1)
+        .forward(&mut g, input, None, Mode::Eval)
+        .logits;
     let eval = Executor::compile(gpu, &g, &mut store, &[logits])?;
     eval.write(input, &x)?;
     eval.run();

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::data::batch::{Batcher, EpochPlan};
 use crate::engine::{Executor, Graph, Store, TensorId};
 use crate::gpu::Gpu;
-use crate::model::ctrgcn::{CtrGcn, CtrGcnConfig};
+use crate::model::ctrgcn::CtrGcnConfig;
+use crate::model::network::Network;
 use crate::ops::batch_norm::Mode;
 use crate::scores::{Features, Scores};
 
@@ -32,7 +33,7 @@ impl Evaluator {
         let classes = model.classes;
         let mut g = Graph::new();
         let x = g.input("x", &shape);
-        let out = CtrGcn::new(&mut g, model, seed).forward_with_losses(&mut g, x, Mode::Eval);
+        let out = Network::new(&mut g, model, seed).forward(&mut g, x, None, Mode::Eval);
         let features = out.features.expect("CTR-GCN exposes its pooled features");
         let exe = Executor::compile(gpu, &g, store, &[out.logits, features])?;
         Ok(Self {

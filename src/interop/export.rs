@@ -111,6 +111,9 @@ pub fn export(checkpoint: &Path, out: &Path) -> Result<ExportReport, InteropErro
             report.dropped_sf_heads += 1;
             continue;
         }
+        if entry.is_outside_state_dict() {
+            continue;
+        }
         report.kept_sf_heads += usize::from(entry.is_sf_head());
         tensors.push(if entry.is_counter() {
             OutputTensor::counter(&entry.key, file.counter(&entry.key)?)

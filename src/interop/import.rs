@@ -107,7 +107,10 @@ pub fn import(
     let present: HashSet<&str> = keys.iter().map(|k| model_key(k)).collect();
     let fresh_heads =
         model::has_tap_heads(&network) && !present.iter().any(|k| k.starts_with(SF_HEADS_PREFIX));
-    let initialised = |e: &Entry| fresh_heads && e.is_sf_head();
+    let initialised = |e: &Entry| {
+        (fresh_heads && e.is_sf_head())
+            || (e.is_outside_state_dict() && !present.contains(e.key.as_str()))
+    };
     let missing: Vec<&Entry> = entries
         .iter()
         .filter(|e| !initialised(e))

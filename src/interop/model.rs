@@ -2,7 +2,9 @@
 //! from its graph: no GPU is needed to know what a state dict must hold.
 
 use crate::engine::{Data, Graph};
-use crate::model::ctrgcn::{CtrGcn, CtrGcnConfig, Placement};
+use crate::model::ctrgcn::{CtrGcnConfig, Placement};
+use crate::model::infogcn;
+use crate::model::network::Network;
 
 /// Prefix of the SF-Head tensors in a state dict.
 pub const SF_HEADS_PREFIX: &str = "sf_heads.";
@@ -26,13 +28,19 @@ impl Entry {
     pub fn is_sf_head(&self) -> bool {
         self.key.starts_with(SF_HEADS_PREFIX)
     }
+
+    /// A buffer the official model keeps outside its state dict (InfoGCN's class prior): not
+    /// exported, and rebuilt from the seed when an imported file lacks it.
+    pub fn is_outside_state_dict(&self) -> bool {
+        self.key == infogcn::Z_PRIOR
+    }
 }
 
-/// Every parameter and buffer of CTR-GCN under `config`, in state-dict order, initialised from
+/// Every parameter and buffer of the network under `config`, in state-dict order, initialised from
 /// `seed` as training would start.
 pub fn entries(config: &CtrGcnConfig, seed: u64) -> Vec<Entry> {
     let mut g = Graph::new();
-    CtrGcn::new(&mut g, config.clone(), seed);
+    Network::new(&mut g, config.clone(), seed);
     g.tensors()
         .filter(|(_, t)| t.role.is_stored())
         .map(|(_, t)| Entry {
@@ -46,7 +54,7 @@ pub fn entries(config: &CtrGcnConfig, seed: u64) -> Vec<Entry> {
         .collect()
 }
 
-/// Whether SF-Head is attached as a training-only tap, whose heads a PyTorch CTR-GCN lacks.
+/// Whether SF-Head is attached as a training-only tap, whose heads a PyTorch backbone lacks.
 pub fn has_tap_heads(config: &CtrGcnConfig) -> bool {
     config
         .sf_head
@@ -56,15 +64,16 @@ pub fn has_tap_heads(config: &CtrGcnConfig) -> bool {
 
 /// The network in words, for reports and errors.
 pub fn describe(config: &CtrGcnConfig, dataset: &str) -> String {
+    let backbone = config.backbone.title();
     match &config.sf_head {
-        None => format!("CTR-GCN for {dataset}"),
+        None => format!("{backbone} for {dataset}"),
         Some(o) => {
             let placement = match o.placement {
                 Placement::Tap => "tap",
                 Placement::Inline => "in-line",
             };
             format!(
-                "CTR-GCN + SF-Head for {dataset} ({placement}, blocks {}, {} groups)",
+                "{backbone} + SF-Head for {dataset} ({placement}, blocks {}, {} groups)",
                 block_list(&o.blocks),
                 o.groups
             )

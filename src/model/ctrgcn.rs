@@ -105,11 +105,11 @@ impl Default for SfHeadOptions {
     }
 }
 
-/// Block numbers from text: `all`, `frhead` (FR-Head's 1, 5, 8, 10) or a comma-separated list,
-/// returned ascending without repeats.
-pub fn parse_blocks(text: &str) -> Result<Vec<usize>, String> {
+/// Block numbers from text: `all` (the `count` blocks of the backbone), `frhead` (FR-Head's 1,
+/// 5, 8, 10) or a comma-separated list, returned ascending without repeats.
+pub fn parse_blocks(text: &str, count: usize) -> Result<Vec<usize>, String> {
     let mut blocks = match text.trim() {
-        "all" => ALL_BLOCKS.to_vec(),
+        "all" => (1..=count).collect(),
         "frhead" => FRHEAD_BLOCKS.to_vec(),
         list => list
             .split(',')
@@ -130,11 +130,16 @@ pub fn parse_blocks(text: &str) -> Result<Vec<usize>, String> {
 }
 
 impl SfHeadOptions {
-    /// Refuses block numbers outside l1…l10 and widths the groups cannot split.
-    pub fn check(&self) -> Result<(), String> {
+    /// Refuses block numbers the backbone does not have and widths the groups cannot split.
+    pub fn check(&self, backbone: Backbone) -> Result<(), String> {
+        let widths = backbone.block_widths();
         for &b in &self.blocks {
-            let Some(&(_, width, _)) = b.checked_sub(1).and_then(|i| BLOCKS.get(i)) else {
-                return Err(format!("SF-Head block {b}: CTR-GCN has blocks 1 to 10"));
+            let Some(&width) = b.checked_sub(1).and_then(|i| widths.get(i)) else {
+                return Err(format!(
+                    "SF-Head block {b}: {} has blocks 1 to {}",
+                    backbone.title(),
+                    widths.len()
+                ));
             };
             ChannelError::check(&format!("l{b}"), width, self.groups).map_err(|e| e.to_string())?;
         }
@@ -156,6 +161,8 @@ pub enum Backbone {
     Aagcn,
     /// Plain 2s-AGCN, `agcn.py` (`src/model/aagcn.rs`).
     Agcn,
+    /// InfoGCN, its own nine-block network (`src/model/infogcn.rs`).
+    Infogcn,
 }
 
 impl Backbone {
@@ -166,6 +173,7 @@ impl Backbone {
             Self::Stgcn => "stgcn",
             Self::Aagcn => "aagcn",
             Self::Agcn => "agcn",
+            Self::Infogcn => "infogcn",
         }
     }
 
@@ -176,13 +184,28 @@ impl Backbone {
             Self::Stgcn => "ST-GCN",
             Self::Aagcn => "MS-AAGCN",
             Self::Agcn => "2s-AGCN",
+            Self::Infogcn => "InfoGCN",
+        }
+    }
+
+    /// The output width of each block, l1 first.
+    pub fn block_widths(self) -> Vec<usize> {
+        match self {
+            Self::Infogcn => super::infogcn::BLOCKS.iter().map(|b| b.1).collect(),
+            _ => BLOCKS.iter().map(|b| b.1).collect(),
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Ctrgcn, Self::Stgcn, Self::Aagcn, Self::Agcn]
-            .into_iter()
-            .find(|b| b.name() == name)
+        [
+            Self::Ctrgcn,
+            Self::Stgcn,
+            Self::Aagcn,
+            Self::Agcn,
+            Self::Infogcn,
+        ]
+        .into_iter()
+        .find(|b| b.name() == name)
     }
 }
 
@@ -326,6 +349,9 @@ impl CtrGcn {
                             &mut init,
                         )),
                     ),
+                    Backbone::Infogcn => {
+                        unreachable!("InfoGCN is a network of its own (src/model/infogcn.rs)")
+                    }
                     Backbone::Agcn => (
                         Gcn::Agcn(Box::new(AgcnUnit::new(
                             g,
@@ -460,53 +486,52 @@ impl CtrGcn {
         let pooled = mean(g, h, &[1, 3]);
         let logits = linear(g, pooled, self.fc_weight, Some(self.fc_bias));
         let losses = match &self.config.sf_head {
-            Some(options) if mode == Mode::Train => self.sf_losses(g, options, &features, n, m),
+            Some(options) if mode == Mode::Train => sf_head_losses(g, options, &features, n, m),
             _ => Vec::new(),
         };
         ModelOutput {
-            logits,
             losses,
             features: Some(pooled),
+            ..logits.into()
         }
     }
+}
 
-    /// F-CL and F-RL of every head, summed or averaged over the heads.
-    fn sf_losses(
-        &self,
-        g: &mut Graph,
-        options: &SfHeadOptions,
-        features: &[SfFeatures],
-        samples: usize,
-        persons: usize,
-    ) -> Vec<LossTerm> {
-        let loss = &options.loss;
-        let mut total: Option<(TensorId, TensorId)> = None;
-        for f in features {
-            let head = loss.losses(g, f, samples, persons);
-            total = Some(match total {
-                None => (head.con, head.red),
-                Some((con, red)) => (add(g, con, head.con), add(g, red, head.red)),
-            });
-        }
-        let Some((mut con, mut red)) = total else {
-            return Vec::new();
-        };
-        if loss.heads == Combine::Mean {
-            let share = 1.0 / features.len() as f32;
-            con = scale(g, con, share);
-            red = scale(g, red, share);
-        }
-        vec![
-            LossTerm {
-                name: "con",
-                value: con,
-                weight: loss.lambda_con,
-            },
-            LossTerm {
-                name: "red",
-                value: red,
-                weight: loss.lambda_red,
-            },
-        ]
+/// F-CL and F-RL of every head, summed or averaged over the heads as `options` say.
+pub fn sf_head_losses(
+    g: &mut Graph,
+    options: &SfHeadOptions,
+    features: &[SfFeatures],
+    samples: usize,
+    persons: usize,
+) -> Vec<LossTerm> {
+    let loss = &options.loss;
+    let mut total: Option<(TensorId, TensorId)> = None;
+    for f in features {
+        let head = loss.losses(g, f, samples, persons);
+        total = Some(match total {
+            None => (head.con, head.red),
+            Some((con, red)) => (add(g, con, head.con), add(g, red, head.red)),
+        });
     }
+    let Some((mut con, mut red)) = total else {
+        return Vec::new();
+    };
+    if loss.heads == Combine::Mean {
+        let share = 1.0 / features.len() as f32;
+        con = scale(g, con, share);
+        red = scale(g, red, share);
+    }
+    vec![
+        LossTerm {
+            name: "con",
+            value: con,
+            weight: loss.lambda_con,
+        },
+        LossTerm {
+            name: "red",
+            value: red,
+            weight: loss.lambda_red,
+        },
+    ]
 }

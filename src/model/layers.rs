@@ -22,6 +22,24 @@ impl Conv {
         }
     }
 
+    /// `{prefix}.weight` and `{prefix}.bias` with PyTorch's default Conv2d initialisation, both
+    /// U(±1/√fan_in) (kaiming_uniform with a = √5), fan_in = C_in·kh·kw.
+    pub fn pytorch_default(
+        g: &mut Graph,
+        prefix: &str,
+        shape: [usize; 4],
+        init: &mut Init,
+    ) -> Self {
+        let fan_in: usize = shape[1..].iter().product();
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let weight = init.uniform(shape.iter().product(), -bound, bound);
+        let bias = init.uniform(shape[0], -bound, bound);
+        Self {
+            weight: g.parameter(&format!("{prefix}.weight"), &shape, weight),
+            bias: g.parameter(&format!("{prefix}.bias"), &[shape[0]], bias),
+        }
+    }
+
     /// The convolution as a 1×1 convolution of `x` (B, C_in, ...).
     pub fn apply_1x1(&self, g: &mut Graph, x: TensorId) -> TensorId {
         conv1x1(g, x, self.weight, Some(self.bias))

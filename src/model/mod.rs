@@ -3,9 +3,11 @@
 
 pub mod aagcn;
 pub mod ctrgcn;
+pub mod infogcn;
 pub mod init;
 pub mod layers;
 pub mod ms_tcn;
+pub mod network;
 pub mod sf_head;
 pub mod stgcn;
 pub mod summary;
@@ -32,6 +34,10 @@ pub struct ModelOutput {
     pub logits: TensorId,
     pub losses: Vec<LossTerm>,
     pub features: Option<TensorId>,
+    /// Label smoothing of the classification loss (0: plain cross-entropy).
+    pub smoothing: f32,
+    /// Inputs the training step fills with fresh N(0, 1) draws before every step.
+    pub noise: Vec<TensorId>,
 }
 
 impl From<TensorId> for ModelOutput {
@@ -40,6 +46,8 @@ impl From<TensorId> for ModelOutput {
             logits,
             losses: Vec::new(),
             features: None,
+            smoothing: 0.0,
+            noise: Vec::new(),
         }
     }
 }

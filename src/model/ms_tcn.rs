@@ -24,9 +24,31 @@ pub const DILATIONS: [usize; 2] = [1, 2];
 /// Branches of an MS-TCN: one per dilation, the max-pool and the 1×1 one.
 pub const BRANCHES: usize = DILATIONS.len() + 2;
 
-/// An MS-TCN BatchNorm: γ ~ N(1, 0.02), β = 0.
-fn branch_bn(g: &mut Graph, prefix: &str, channels: usize, init: &mut Init) -> BatchNorm {
-    BatchNorm::with_weight(g, prefix, init.normal(channels, 1.0, 0.02))
+/// How an MS-TCN's layers start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcnInit {
+    /// CTR-GCN's `weights_init`: convs kaiming_normal (fan_out) with zero bias, BNs
+    /// γ ~ N(1, 0.02), β = 0.
+    CtrGcn,
+    /// PyTorch's defaults (InfoGCN never re-initialises its MS-TCN): convs and biases
+    /// U(±1/√fan_in), BNs γ = 1, β = 0.
+    PyTorch,
+}
+
+impl TcnInit {
+    fn conv(self, g: &mut Graph, prefix: &str, shape: [usize; 4], init: &mut Init) -> Conv {
+        match self {
+            Self::CtrGcn => Conv::kaiming(g, prefix, shape, init),
+            Self::PyTorch => Conv::pytorch_default(g, prefix, shape, init),
+        }
+    }
+
+    fn bn(self, g: &mut Graph, prefix: &str, channels: usize, init: &mut Init) -> BatchNorm {
+        match self {
+            Self::CtrGcn => BatchNorm::with_weight(g, prefix, init.normal(channels, 1.0, 0.02)),
+            Self::PyTorch => BatchNorm::new(g, prefix, channels),
+        }
+    }
 }
 
 /// 1×1 conv → BN → ReLU, the entrance of branches 0 to 2.
@@ -37,10 +59,16 @@ pub struct Entrance {
 }
 
 impl Entrance {
-    fn new(g: &mut Graph, prefix: &str, (cin, cb): (usize, usize), init: &mut Init) -> Self {
+    fn new(
+        g: &mut Graph,
+        prefix: &str,
+        (cin, cb): (usize, usize),
+        how: TcnInit,
+        init: &mut Init,
+    ) -> Self {
         Self {
-            conv: Conv::kaiming(g, &format!("{prefix}.0"), [cb, cin, 1, 1], init),
-            bn: branch_bn(g, &format!("{prefix}.1"), cb, init),
+            conv: how.conv(g, &format!("{prefix}.0"), [cb, cin, 1, 1], init),
+            bn: how.bn(g, &format!("{prefix}.1"), cb, init),
         }
     }
 
@@ -77,12 +105,24 @@ pub struct MsTcn {
 
 impl MsTcn {
     /// Declares the parameters under `{prefix}.branches.{b}.…` in state-dict order, initialised
-    /// from `init`: convs kaiming_normal (fan_out) with zero bias, BNs γ ~ N(1, 0.02), β = 0.
+    /// from `init` as CTR-GCN does.
     pub fn new(
+        g: &mut Graph,
+        prefix: &str,
+        channels: (usize, usize),
+        stride: usize,
+        init: &mut Init,
+    ) -> Self {
+        Self::new_with(g, prefix, channels, stride, TcnInit::CtrGcn, init)
+    }
+
+    /// As [`MsTcn::new`], initialised as `how` says.
+    pub fn new_with(
         g: &mut Graph,
         prefix: &str,
         (cin, cout): (usize, usize),
         stride: usize,
+        how: TcnInit,
         init: &mut Init,
     ) -> Self {
         assert!(
@@ -92,24 +132,24 @@ impl MsTcn {
         let cb = cout / BRANCHES;
         let branch = |b: usize| format!("{prefix}.branches.{b}");
         let temporal = |g: &mut Graph, b: usize, init: &mut Init| {
-            let entrance = Entrance::new(g, &branch(b), (cin, cb), init);
+            let entrance = Entrance::new(g, &branch(b), (cin, cb), how, init);
             let conv_prefix = format!("{}.3.conv", branch(b));
             Branch::Temporal {
                 entrance,
-                conv: Conv::kaiming(g, &conv_prefix, [cb, cb, KERNEL, 1], init),
+                conv: how.conv(g, &conv_prefix, [cb, cb, KERNEL, 1], init),
                 dilation: DILATIONS[b],
-                bn: branch_bn(g, &format!("{}.3.bn", branch(b)), cb, init),
+                bn: how.bn(g, &format!("{}.3.bn", branch(b)), cb, init),
             }
         };
         let b0 = temporal(g, 0, init);
         let b1 = temporal(g, 1, init);
         let b2 = Branch::Pool {
-            entrance: Entrance::new(g, &branch(2), (cin, cb), init),
-            bn: branch_bn(g, &format!("{}.4", branch(2)), cb, init),
+            entrance: Entrance::new(g, &branch(2), (cin, cb), how, init),
+            bn: how.bn(g, &format!("{}.4", branch(2)), cb, init),
         };
         let b3 = Branch::Pointwise {
-            conv: Conv::kaiming(g, &format!("{}.0", branch(3)), [cb, cin, 1, 1], init),
-            bn: branch_bn(g, &format!("{}.1", branch(3)), cb, init),
+            conv: how.conv(g, &format!("{}.0", branch(3)), [cb, cin, 1, 1], init),
+            bn: how.bn(g, &format!("{}.1", branch(3)), cb, init),
         };
         Self {
             branches: [b0, b1, b2, b3],

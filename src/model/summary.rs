@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use super::ctrgcn::{CtrGcn, CtrGcnConfig, Placement};
+use super::ctrgcn::{CtrGcnConfig, Placement};
+use super::network::Network;
 use crate::engine::{Graph, Role};
 
 /// Parameters of one top-level part of a model, and of its sub-parts.
@@ -116,7 +117,7 @@ pub struct ModelDescription {
 /// Builds the network of `config` (no GPU needed) and counts its parameters.
 pub fn describe(config: CtrGcnConfig, dataset: &str) -> ModelDescription {
     let mut g = Graph::new();
-    CtrGcn::new(&mut g, config.clone(), 0);
+    Network::new(&mut g, config.clone(), 0);
     let parts = parameter_counts(&g);
     let heads = config
         .sf_head
@@ -151,11 +152,13 @@ impl fmt::Display for ModelDescription {
             self.parameters,
             self.buffer_values
         )?;
-        for part in self.parts.iter().filter(|p| p.name != "sf_heads") {
+        let parts: Vec<&PartCount> = self.parts.iter().filter(|p| p.name != "sf_heads").collect();
+        let width = parts.iter().map(|p| p.name.len()).max().unwrap_or(0).max(8);
+        for part in parts {
             let detail: Vec<String> = part.parts.iter().map(|(n, c)| format!("{n} {c}")).collect();
             writeln!(
                 f,
-                "  {:<8} {:>9}   {}",
+                "  {:<width$} {:>9}   {}",
                 part.name,
                 part.parameters,
                 detail.join(", ")

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::feed::Stream;
 use crate::model::ctrgcn::{Backbone, Dataset, Placement, SfHeadOptions, parse_blocks};
 use crate::model::sf_head::{Combine, Item, SfLossConfig};
 use crate::ops::sf_loss::PhiSign;
@@ -11,7 +12,7 @@ use crate::ops::sf_loss::PhiSign;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// The backbone: ctrgcn, stgcn, aagcn or agcn.
+    /// The backbone: ctrgcn, stgcn, aagcn, agcn or infogcn.
     #[serde(default = "default_model")]
     pub model: String,
     /// ntu60, ntu120, ucla or pku.
@@ -19,7 +20,7 @@ pub struct TrainConfig {
     /// NW-UCLA: an `all_sqe` directory or tar.gz (empty: the bundled set). NTU: a packed file
     /// from `sfhead prepare ntu`.
     pub data: String,
-    /// joint or bone.
+    /// joint, bone, or `k1`, `k2`, … for InfoGCN's k-th mode (NTU's joint order only).
     pub stream: String,
     pub motion: bool,
     pub epochs: usize,
@@ -93,7 +94,7 @@ fn default_model() -> String {
 }
 
 /// The names [`TrainConfig::preset`] knows.
-pub const PRESETS: [&str; 30] = [
+pub const PRESETS: [&str; 36] = [
     "sfhead-ucla",
     "sfhead-ntu60",
     "sfhead-ntu120",
@@ -123,6 +124,12 @@ pub const PRESETS: [&str; 30] = [
     "sfhead-agcn-ntu60",
     "sfhead-agcn-ntu120",
     "sfhead-agcn-ucla",
+    "infogcn-ntu60",
+    "infogcn-ntu120",
+    "infogcn-ucla",
+    "sfhead-infogcn-ntu60",
+    "sfhead-infogcn-ntu120",
+    "sfhead-infogcn-ucla",
     "smoke",
 ];
 
@@ -136,8 +143,28 @@ impl TrainConfig {
     /// CTR-GCN + SF-Head (tap on every block) with the paper's recipe (§4.2: 90 epochs, 5 warm-up,
     /// cosine from 0.1 to 1e-4, weight decay 4e-4). PKU-MMD I reads the `.npz` of
     /// `sfhead prepare pku` (`data` = its path). `smoke` runs the whole loop on a few NW-UCLA
-    /// clips in about a minute on a CPU driver.
+    /// clips in about a minute on a CPU driver. `infogcn-*` are InfoGCN's own recipe (backbones
+    /// spec §5e: 110 epochs, steps at 90 and 100, weight decay 5e-4, batch 128, the k = 1 stream
+    /// on NTU), `sfhead-infogcn-*` the SF-Head paper's recipe on InfoGCN's input.
     pub fn preset(name: &str) -> Result<Self, ConfigError> {
+        if let Some(rest) = name.strip_prefix("infogcn-") {
+            let base = Self::preset(&format!("ctrgcn-{rest}"))
+                .map_err(|_| ConfigError::Preset(name.into()))?;
+            let ntu = base.dataset != "ucla";
+            return Ok(Self {
+                epochs: 110,
+                lr_steps: vec![90, 100],
+                weight_decay: 5e-4,
+                batch_size: if ntu { 128 } else { base.batch_size },
+                test_batch_size: if ntu { 128 } else { base.test_batch_size },
+                ..Self::on_infogcn_input(base)
+            });
+        }
+        if let Some(rest) = name.strip_prefix("sfhead-infogcn-") {
+            let base = Self::preset(&format!("sfhead-{rest}"))
+                .map_err(|_| ConfigError::Preset(name.into()))?;
+            return Ok(Self::on_infogcn_input(base));
+        }
         // Another backbone on a CTR-GCN recipe: the recipe the SF-Head paper's ST-GCN and
         // 2s-AGCN counts point to is FR-Head's, which is CTR-GCN's (backbones spec §3e, §4e), and
         // the SF-Head paper's own recipe is the same for every backbone.
@@ -247,6 +274,44 @@ impl TrainConfig {
         }
     }
 
+    /// `base` with InfoGCN as the model, on its k = 1 input where the skeleton has NTU's joints.
+    fn on_infogcn_input(base: Self) -> Self {
+        let stream = if base.dataset == "ucla" {
+            base.stream.clone()
+        } else {
+            "k1".into()
+        };
+        Self {
+            model: Backbone::Infogcn.name().into(),
+            stream,
+            ..base
+        }
+    }
+
+    /// The input stream the feeder makes.
+    pub fn stream(&self) -> Result<Stream, ConfigError> {
+        let stream = match self.stream.as_str() {
+            "joint" => Stream::Joint,
+            "bone" => Stream::Bone,
+            other => match other.strip_prefix('k').map(str::parse::<usize>) {
+                Some(Ok(k)) if k >= 1 => Stream::KthMode(k),
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "stream: joint, bone or k1, k2, … (InfoGCN's k-th mode), not `{other}`"
+                    )));
+                }
+            },
+        };
+        if matches!(stream, Stream::KthMode(_)) && self.dataset == "ucla" {
+            return Err(ConfigError::Invalid(format!(
+                "stream `{}`: the k-th mode is defined on NTU's joint order (ntu60, ntu120, pku), \
+                 not on NW-UCLA's",
+                self.stream
+            )));
+        }
+        Ok(stream)
+    }
+
     /// Reads a full configuration from TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let config: Self = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -259,7 +324,7 @@ impl TrainConfig {
     }
 
     /// Applies `key=value` overrides; a value is read as TOML (`0.05`, `[30, 40]`, `true`) or,
-    /// failing that, as a string.
+    /// failing that or where the key holds text, as a string.
     pub fn with_overrides(&self, assignments: &[String]) -> Result<Self, ConfigError> {
         let mut table: toml::Table =
             toml::from_str(&self.to_toml()).expect("a serialised config parses");
@@ -273,10 +338,15 @@ impl TrainConfig {
                     "unknown key `{key}` in `--set {assignment}`"
                 )));
             }
-            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.to_string()));
+            // A text key takes the text as given (`sfhead_blocks=10` is the block list "10").
+            let value = if table[key].is_str() {
+                toml::Value::String(value.trim_matches('"').to_string())
+            } else {
+                toml::from_str::<toml::Table>(&format!("v = {value}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or_else(|| toml::Value::String(value.to_string()))
+            };
             table.insert(key.to_string(), value);
         }
         let text = toml::to_string(&table).expect("a table serialises");
@@ -328,7 +398,9 @@ impl TrainConfig {
             "mean" => Ok(Combine::Mean),
             other => Err(invalid(key, "sum or mean", other)),
         };
-        let blocks = parse_blocks(&self.sfhead_blocks).map_err(ConfigError::Invalid)?;
+        let backbone = self.backbone()?;
+        let blocks = parse_blocks(&self.sfhead_blocks, backbone.block_widths().len())
+            .map_err(ConfigError::Invalid)?;
         let options = SfHeadOptions {
             placement,
             blocks,
@@ -347,7 +419,7 @@ impl TrainConfig {
                 lambda_red: self.lambda_red,
             },
         };
-        options.check().map_err(ConfigError::Invalid)?;
+        options.check(backbone).map_err(ConfigError::Invalid)?;
         if !(self.sfhead_tau > 0.0 && self.sfhead_alpha > 0.0) {
             return Err(ConfigError::Invalid(
                 "sfhead_tau and sfhead_alpha must be positive".into(),
@@ -360,7 +432,7 @@ impl TrainConfig {
     pub fn backbone(&self) -> Result<Backbone, ConfigError> {
         Backbone::parse(&self.model).ok_or_else(|| {
             ConfigError::Invalid(format!(
-                "model `{}`: ctrgcn, stgcn, aagcn or agcn",
+                "model `{}`: ctrgcn, stgcn, aagcn, agcn or infogcn",
                 self.model
             ))
         })
@@ -379,9 +451,7 @@ impl TrainConfig {
         self.dataset()?;
         self.backbone()?;
         self.sf_head()?;
-        if !["joint", "bone"].contains(&self.stream.as_str()) {
-            return invalid("stream: joint or bone");
-        }
+        self.stream()?;
         if !["step", "cosine"].contains(&self.schedule.as_str()) {
             return invalid("schedule: step or cosine");
         }
@@ -472,6 +542,48 @@ mod tests {
         assert!(base.with_overrides(&["stream=legs".into()]).is_err());
         assert!(base.with_overrides(&["batch_size=1".into()]).is_err());
         assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn infogcn_presets_take_its_recipe_and_k_th_mode_input() {
+        let mut c = TrainConfig::preset("infogcn-ntu120").unwrap();
+        c.data = "ntu120_xsub.sfpk".into();
+        assert_eq!(c.backbone().unwrap(), Backbone::Infogcn);
+        assert_eq!(c.stream().unwrap(), Stream::KthMode(1));
+        assert_eq!(
+            (c.epochs, c.lr_steps.clone(), c.batch_size, c.weight_decay),
+            (110, vec![90, 100], 128, 5e-4)
+        );
+        let paper = TrainConfig::preset("sfhead-infogcn-ntu60").unwrap();
+        let ctrgcn = TrainConfig::preset("sfhead-ntu60").unwrap();
+        assert_eq!(
+            (
+                paper.epochs,
+                paper.batch_size,
+                paper.schedule.as_str(),
+                paper.sfhead.as_str()
+            ),
+            (ctrgcn.epochs, ctrgcn.batch_size, "cosine", "tap")
+        );
+        assert_eq!(paper.stream().unwrap(), Stream::KthMode(1));
+        let ucla = TrainConfig::preset("sfhead-infogcn-ucla").unwrap();
+        assert_eq!(ucla.stream().unwrap(), Stream::Joint);
+        assert_eq!(
+            ucla.model().unwrap().sf_head.unwrap().blocks,
+            (1..=9).collect::<Vec<_>>()
+        );
+        let k2 = c.with_overrides(&["stream=k2".into()]).unwrap();
+        assert_eq!(k2.stream().unwrap(), Stream::KthMode(2));
+        for bad in ["stream=k0", "stream=kx", "stream=k"] {
+            assert!(c.with_overrides(&[bad.into()]).is_err(), "{bad}");
+        }
+        let e = ucla.with_overrides(&["stream=k1".into()]).unwrap_err();
+        assert!(e.to_string().contains("NTU's joint order"), "{e}");
+        let e = c
+            .with_overrides(&["sfhead=tap".into(), "sfhead_blocks=10".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("InfoGCN has blocks 1 to 9"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::config::TrainConfig;
-use crate::data::feed::{Feeder, NtuFeeder, Stream, UclaFeeder};
+use crate::data::feed::{Feeder, NtuFeeder, UclaFeeder};
 use crate::data::ntu::npz::NpzClips;
 use crate::data::subset::{Subset, split_holdout};
 use crate::data::ucla::UclaSplits;
@@ -24,11 +24,7 @@ pub struct Data {
 
 /// Opens the data `config` names (its `data` path, or the bundled NW-UCLA set).
 pub fn open(config: &TrainConfig) -> anyhow::Result<Data> {
-    let stream = if config.stream == "bone" {
-        Stream::Bone
-    } else {
-        Stream::Joint
-    };
+    let stream = config.stream()?;
     let dataset = config.dataset()?;
     // The split sets and feeders, before the held-out part is taken from the training set.
     let whole = |train: Arc<dyn ClipSet>, test, train_feeder, test_feeder| Data {

@@ -13,7 +13,8 @@ use super::step::{StepOptions, TrainStep};
 use crate::data::{DataError, Place};
 use crate::engine::Store;
 use crate::gpu::Gpu;
-use crate::model::ctrgcn::{CtrGcn, CtrGcnConfig, Dataset, IN_CHANNELS};
+use crate::model::ctrgcn::{CtrGcnConfig, Dataset, IN_CHANNELS};
+use crate::model::network::Network;
 use crate::ops::batch_norm::Mode;
 
 /// A batch read from a safetensors file: `x` (N, 3, T, V, M) and `y` (N) class labels.
@@ -148,8 +149,8 @@ pub fn debug_grads(
         keep_gradients: true,
     };
     let classes = config.classes;
-    let step = TrainStep::build(gpu, &mut store, &batch.shape, options, |g, x| {
-        CtrGcn::new(g, config, 0).forward_with_losses(g, x, Mode::Train)
+    let step = TrainStep::build(gpu, &mut store, &batch.shape, options, |g, x, labels| {
+        Network::new(g, config, 0).forward(g, x, Some(labels), Mode::Train)
     })?;
     let loaded = load(gpu, &store, weights)?;
     let missing: Vec<&String> = loaded

@@ -1,4 +1,9 @@
+use std::cell::RefCell;
 use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 
 use crate::engine::{
     AutodiffError, CompileError, Executor, Graph, MemoryReport, PendingValues, Store, TensorId,
@@ -6,7 +11,7 @@ use crate::engine::{
 use crate::gpu::Gpu;
 use crate::model::ModelOutput;
 use crate::ops::add::add;
-use crate::ops::cross_entropy::cross_entropy;
+use crate::ops::cross_entropy::cross_entropy_smoothed;
 use crate::ops::mul::scale;
 use crate::ops::sgd::{SgdConfig, sgd};
 
@@ -59,6 +64,18 @@ pub struct TrainStep {
     terms: Vec<(&'static str, TensorId)>,
     gradients: Vec<(String, TensorId)>,
     classes: usize,
+    /// The model's noise inputs and where their values come from.
+    /// Each noise input with its element count.
+    noise: Vec<(TensorId, usize)>,
+    noise_source: RefCell<NoiseSource>,
+}
+
+/// Where the values of a step's noise inputs come from.
+enum NoiseSource {
+    /// Fresh N(0, 1) draws for every step, in submission order.
+    Seeded(Box<ChaCha8Rng>),
+    /// The same values every step, the inputs' values one after the other.
+    Fixed(Vec<f32>),
 }
 
 impl TrainStep {
@@ -68,7 +85,7 @@ impl TrainStep {
         store: &mut Store,
         x_shape: &[usize],
         sgd_config: SgdConfig,
-        forward: impl FnOnce(&mut Graph, TensorId) -> O,
+        forward: impl FnOnce(&mut Graph, TensorId, TensorId) -> O,
     ) -> Result<Self, TrainError> {
         let options = StepOptions {
             sgd: Some(sgd_config),
@@ -77,24 +94,25 @@ impl TrainStep {
         Self::build(gpu, store, x_shape, options, forward)
     }
 
-    /// Builds the step for batches of shape `x_shape`. `forward` maps the input to (N, classes)
-    /// logits (and any loss terms of the model's own) and declares the parameters; they live in
-    /// `store`. Parameters the loss does not depend on get no gradient and no update, as in
-    /// PyTorch.
+    /// Builds the step for batches of shape `x_shape`. `forward` maps the input and its labels
+    /// (the labels for losses that need them) to (N, classes) logits, any loss terms of the
+    /// model's own and its noise inputs, and declares the parameters; they live in `store`.
+    /// Parameters the loss does not depend on get no gradient and no update, as in PyTorch.
     pub fn build<O: Into<ModelOutput>>(
         gpu: &Arc<Gpu>,
         store: &mut Store,
         x_shape: &[usize],
         options: StepOptions,
-        forward: impl FnOnce(&mut Graph, TensorId) -> O,
+        forward: impl FnOnce(&mut Graph, TensorId, TensorId) -> O,
     ) -> Result<Self, TrainError> {
         let mut g = Graph::new();
         let x = g.input("x", x_shape);
-        let output: ModelOutput = forward(&mut g, x).into();
+        let labels = g.input_u32("labels", &x_shape[..1]);
+        let output: ModelOutput = forward(&mut g, x, labels).into();
         let logits = output.logits;
-        let (rows, classes) = (g.shape(logits)[0], g.shape(logits)[1]);
-        let labels = g.input_u32("labels", &[rows]);
-        let ce = cross_entropy(&mut g, logits, labels);
+        let classes = g.shape(logits)[1];
+        let noise = output.noise.iter().map(|&t| (t, g.numel(t))).collect();
+        let ce = cross_entropy_smoothed(&mut g, logits, labels, output.smoothing);
         let mut loss = ce;
         let mut terms = vec![("ce", ce)];
         for term in &output.losses {
@@ -138,7 +156,39 @@ impl TrainStep {
                 Vec::new()
             },
             classes,
+            noise,
+            noise_source: RefCell::new(NoiseSource::Seeded(Box::new(ChaCha8Rng::seed_from_u64(0)))),
         })
+    }
+
+    /// Draws the noise from `rng` from now on: the trainer keys it by seed and epoch
+    /// (`data::feed::noise_rng`), so that a resumed run draws what an uninterrupted one does.
+    pub fn reseed_noise(&self, rng: ChaCha8Rng) {
+        *self.noise_source.borrow_mut() = NoiseSource::Seeded(Box::new(rng));
+    }
+
+    /// Feeds the noise inputs `values` (all of them, one after the other) at every step instead
+    /// of random draws, as a parity check against a recorded step needs.
+    pub fn fix_noise(&self, values: Vec<f32>) {
+        let want: usize = self.noise.iter().map(|&(_, n)| n).sum();
+        assert_eq!(values.len(), want, "noise values for every noise input");
+        *self.noise_source.borrow_mut() = NoiseSource::Fixed(values);
+    }
+
+    fn write_noise(&self) -> Result<(), TrainError> {
+        let mut source = self.noise_source.borrow_mut();
+        let mut offset = 0;
+        for &(t, n) in &self.noise {
+            let values: Vec<f32> = match &mut *source {
+                NoiseSource::Seeded(rng) => (0..n)
+                    .map(|_| StandardNormal.sample(rng.as_mut()))
+                    .collect(),
+                NoiseSource::Fixed(all) => all[offset..offset + n].to_vec(),
+            };
+            offset += n;
+            self.exe.write(t, &values)?;
+        }
+        Ok(())
     }
 
     /// Runs one step on a batch and returns its loss, waiting for it.
@@ -166,6 +216,7 @@ impl TrainStep {
         self.exe.write(self.x, x)?;
         self.exe.write_u32(self.labels, labels)?;
         self.exe.write(self.lr, &[lr])?;
+        self.write_noise()?;
         let mut read = vec![self.loss];
         read.extend(self.terms.iter().map(|t| t.1));
         Ok(PendingStep(self.exe.run_reading(&read)?))

@@ -20,10 +20,12 @@ use super::run_log;
 use super::step::{PendingStep, StepLosses, TrainError, TrainStep};
 use crate::atomic::write_atomic;
 use crate::data::batch::{Batcher, EpochPlan};
+use crate::data::feed::noise_rng;
 use crate::engine::{CompileError, Store};
 use crate::eval::Evaluator;
 use crate::gpu::Gpu;
-use crate::model::ctrgcn::{CtrGcn, IN_CHANNELS};
+use crate::model::ctrgcn::IN_CHANNELS;
+use crate::model::network::Network;
 use crate::ops::batch_norm::Mode;
 use crate::ops::sgd::SgdConfig;
 
@@ -172,8 +174,8 @@ pub fn train(
     };
     let step = fit_batch("training", config.batch_size, |batch| {
         let mut trial = Store::new();
-        let step = TrainStep::new(gpu, &mut trial, &shape(batch), sgd, |g, x| {
-            CtrGcn::new(g, model.clone(), config.seed).forward_with_losses(g, x, Mode::Train)
+        let step = TrainStep::new(gpu, &mut trial, &shape(batch), sgd, |g, x, labels| {
+            Network::new(g, model.clone(), config.seed).forward(g, x, Some(labels), Mode::Train)
         })?;
         store = trial;
         Ok(step)
@@ -246,6 +248,7 @@ pub fn train(
         let lr = config.learning_rate(epoch);
         let plan = EpochPlan::train(config.batch_size, config.seed, epoch as u64)
             .with_repeat(config.repeat);
+        step.reseed_noise(noise_rng(config.seed, epoch as u64));
         let mut batch_losses = Vec::new();
         let mut term_sums: BTreeMap<String, f64> = BTreeMap::new();
         let bar = progress.epoch_bar(epoch);

@@ -4,6 +4,7 @@ use rand_chacha::ChaCha8Rng;
 /// Domain tags that keep the sample streams and the shuffle stream of one (seed, epoch) apart.
 const SAMPLE_STREAM: u64 = 0;
 const SHUFFLE_STREAM: u64 = 1;
+const NOISE_STREAM: u64 = 2;
 
 /// What a sample's augmentation randomness depends on, and nothing else: the run's seed, the
 /// epoch and the sample's position in the epoch (before shuffling). A generator keyed this way
@@ -34,6 +35,11 @@ impl SampleKey {
 /// The generator of an epoch's shuffle.
 pub fn shuffle_rng(seed: u64, epoch: u64) -> ChaCha8Rng {
     keyed(seed, epoch, 0, SHUFFLE_STREAM)
+}
+
+/// The generator of an epoch's model noise (InfoGCN's latent sample), drawn step after step.
+pub fn noise_rng(seed: u64, epoch: u64) -> ChaCha8Rng {
+    keyed(seed, epoch, 0, NOISE_STREAM)
 }
 
 fn keyed(seed: u64, epoch: u64, index: u64, stream: u64) -> ChaCha8Rng {

@@ -10,7 +10,7 @@ mod streams;
 mod ucla;
 
 pub use crop::{Crop, resize_into, valid_frames};
-pub use key::{SampleKey, shuffle_rng};
+pub use key::{SampleKey, noise_rng, shuffle_rng};
 pub use ntu::NtuFeeder;
 pub use rotate::{MAX_ANGLE, random_rotation, rotate, rotation_matrix};
 pub use shape::SampleShape;

@@ -1,0 +1,469 @@
+//! InfoGCN (backbones spec §5, the official `model/infogcn.py`) as one graph: a per-joint
+//! embedding with a learnable positional term, `data_bn` over (M·V·64) channels, nine blocks of
+//! self-attention graph convolution (SA-GC) → MS-TCN with a residual, and a variational
+//! information-bottleneck head: pooled features → ReLU(fc) → (μ, log σ²) → z → decoder.
+//!
+//! In training z = μ + ε·min(exp(r·log σ²), 100) with ε ~ N(0, 1) drawn by the training step
+//! (a noise input), and the model adds InfoGCN's two latent losses: the mean squared distance of
+//! each class's mean z to a fixed orthogonal class prior (`mmd`, weight 0.1) and the L2 norm of
+//! the batch mean of z (`l2_z_mean`, 1e-4); the classification loss is label-smoothed (0.1). In
+//! evaluation z = μ.
+//!
+//! The official model also applies its k-th mode input transform x ← (I − Aᵏ)·x; here the
+//! feeder does (`stream = "k1"` …, `src/data/feed/streams.rs`), so the model takes the
+//! transformed joints. z_prior, a plain tensor officially (not in the state dict), is a stored
+//! buffer `z_prior` here so that a checkpoint holds everything its losses read.
+//!
+//! With SF-Head, a head reads the SA-GC output of each chosen block, as on CTR-GCN.
+
+use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS, Placement, sf_head_losses};
+use super::init::Init;
+use super::layers::Conv;
+use super::ms_tcn::{MsTcn, TcnInit, UnitTcn};
+use super::sf_head::{SfFeatures, SfHead};
+use super::{LossTerm, ModelOutput};
+use crate::engine::{Graph, TensorId};
+use crate::ops::batch_norm::{BatchNorm, Mode};
+use crate::ops::bmm::bmm;
+use crate::ops::class_mean_mse::class_mean_mse;
+use crate::ops::concat::{concat, split};
+use crate::ops::conv1x1::conv1x1;
+use crate::ops::l2_norm::l2_norm;
+use crate::ops::layer_norm::layer_norm;
+use crate::ops::mul::{mul, scale};
+use crate::ops::reduce::{expand, mean};
+use crate::ops::reparameterize::reparameterize;
+use crate::ops::reshape::reshape;
+use crate::ops::softmax::softmax;
+use crate::ops::{add::add, linear::linear, permute::permute, relu::relu};
+
+/// (C_in, C_out, temporal stride) of blocks l1…l9.
+pub const BLOCKS: [(usize, usize, usize); 9] = [
+    (64, 64, 1),
+    (64, 64, 1),
+    (64, 64, 1),
+    (64, 128, 2),
+    (128, 128, 1),
+    (128, 128, 1),
+    (128, 256, 2),
+    (256, 256, 1),
+    (256, 256, 1),
+];
+
+/// Width of the joint embedding, the first block's input.
+pub const EMBEDDING: usize = 64;
+/// Width of the head and of z.
+pub const LATENT: usize = 256;
+/// Attention heads of every SA-GC unit.
+pub const HEADS: usize = 3;
+/// `noise_ratio`: the scale of log σ² in σ = exp(r·log σ²).
+pub const NOISE_RATIO: f32 = 0.5;
+/// The clamp of σ.
+pub const MAX_STD: f32 = 100.0;
+/// Label smoothing of the classification loss.
+pub const SMOOTHING: f32 = 0.1;
+/// `lambda_2` and `lambda_1`: the weights of the class-prior loss and of ‖mean z‖.
+pub const MMD_WEIGHT: f32 = 0.1;
+pub const Z_MEAN_WEIGHT: f32 = 1e-4;
+/// The stored name of the class prior.
+pub const Z_PRIOR: &str = "z_prior";
+/// `z_prior_gain`: the gain of the orthogonal class prior.
+pub const PRIOR_GAIN: f32 = 3.0;
+
+/// A Linear layer's weight (C_out, C_in) and bias.
+#[derive(Debug, Clone, Copy)]
+struct Dense {
+    weight: TensorId,
+    bias: TensorId,
+}
+
+impl Dense {
+    /// `{prefix}.weight` from `weight`, `{prefix}.bias` with PyTorch's default U(±1/√C_in).
+    fn new(
+        g: &mut Graph,
+        prefix: &str,
+        [out, cin]: [usize; 2],
+        weight: Vec<f32>,
+        init: &mut Init,
+    ) -> Self {
+        let weight = g.parameter(&format!("{prefix}.weight"), &[out, cin], weight);
+        let bound = 1.0 / (cin as f32).sqrt();
+        let bias = g.parameter(
+            &format!("{prefix}.bias"),
+            &[out],
+            init.uniform(out, -bound, bound),
+        );
+        Self { weight, bias }
+    }
+
+    /// PyTorch's default Linear: both U(±1/√C_in).
+    fn default_init(g: &mut Graph, prefix: &str, [out, cin]: [usize; 2], init: &mut Init) -> Self {
+        let bound = 1.0 / (cin as f32).sqrt();
+        let weight = init.uniform(out * cin, -bound, bound);
+        Self::new(g, prefix, [out, cin], weight, init)
+    }
+
+    /// Xavier-uniform weight with ReLU's gain √2, as the head's three hidden layers start.
+    fn xavier_relu(g: &mut Graph, prefix: &str, [out, cin]: [usize; 2], init: &mut Init) -> Self {
+        let bound = 2f32.sqrt() * (6.0 / (out + cin) as f32).sqrt();
+        let weight = init.uniform(out * cin, -bound, bound);
+        Self::new(g, prefix, [out, cin], weight, init)
+    }
+
+    fn apply(&self, g: &mut Graph, x: TensorId) -> TensorId {
+        linear(g, x, self.weight, Some(self.bias))
+    }
+}
+
+/// `SA_GC`: per-frame multi-head self-attention over the joints, times a learnable shared
+/// topology, aggregates the input once per head; a 1×1 conv per head, summed, then BN
+/// (γ = 1e-6), the down path and ReLU.
+struct SaGc {
+    shared_topology: TensorId,
+    /// `conv_d.{h}`, one per head.
+    conv_d: Vec<Conv>,
+    down: Option<(Conv, BatchNorm)>,
+    bn: BatchNorm,
+    to_qk: Dense,
+    ln_weight: TensorId,
+    ln_bias: TensorId,
+    /// d: the width of a query or key per head, C_in/8.
+    hidden: usize,
+}
+
+impl SaGc {
+    fn new(
+        g: &mut Graph,
+        prefix: &str,
+        (cin, cout): (usize, usize),
+        joints: usize,
+        init: &mut Init,
+    ) -> Self {
+        let v = joints;
+        let mut identity = vec![0.0; HEADS * v * v];
+        for h in 0..HEADS {
+            for j in 0..v {
+                identity[(h * v + j) * v + j] = 1.0;
+            }
+        }
+        let shared_topology = g.parameter(
+            &format!("{prefix}.shared_topology"),
+            &[HEADS, v, v],
+            identity,
+        );
+        // conv_branch_init: N(0, √(2/(C_out·C_in·1·heads))), bias 0.
+        let std = (2.0 / (cout * cin * HEADS) as f32).sqrt();
+        let conv_d = (0..HEADS)
+            .map(|h| {
+                let name = format!("{prefix}.conv_d.{h}");
+                let weight = g.parameter(
+                    &format!("{name}.weight"),
+                    &[cout, cin, 1, 1],
+                    init.normal(cout * cin, 0.0, std),
+                );
+                let bias = g.parameter(&format!("{name}.bias"), &[cout], vec![0.0; cout]);
+                Conv { weight, bias }
+            })
+            .collect();
+        let down = (cin != cout).then(|| {
+            let conv = Conv::kaiming(g, &format!("{prefix}.down.0"), [cout, cin, 1, 1], init);
+            (conv, BatchNorm::new(g, &format!("{prefix}.down.1"), cout))
+        });
+        let bn = BatchNorm::with_weight(g, &format!("{prefix}.bn"), vec![1e-6; cout]);
+        let hidden = cin / 8;
+        let qk = 2 * HEADS * hidden;
+        let to_qk_weight = init.normal(qk * cin, 0.0, 1.0);
+        let to_qk = Dense::new(
+            g,
+            &format!("{prefix}.attn.to_qk"),
+            [qk, cin],
+            to_qk_weight,
+            init,
+        );
+        let ln_weight = g.parameter(&format!("{prefix}.attn.ln.weight"), &[cin], vec![1.0; cin]);
+        let ln_bias = g.parameter(&format!("{prefix}.attn.ln.bias"), &[cin], vec![0.0; cin]);
+        Self {
+            shared_topology,
+            conv_d,
+            down,
+            bn,
+            to_qk,
+            ln_weight,
+            ln_bias,
+            hidden,
+        }
+    }
+
+    /// (B, C_in, T, V) → (B, C_out, T, V).
+    fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        let shape = g.shape(x).to_vec();
+        let [b, c, t, v] = shape[..] else {
+            panic!("SA-GC takes (B, C, T, V), got {shape:?}");
+        };
+        let (h, d) = (HEADS, self.hidden);
+        // Rows (b, t, v) of C features: the LayerNorm's rows and the aggregation's input.
+        let rows = permute(g, x, &shape, &[0, 2, 3, 1], &[b * t * v, c]);
+        let normed = layer_norm(g, rows, self.ln_weight, self.ln_bias);
+        let qk = self.to_qk.apply(g, normed);
+        // (b, t, v, [q|k], h, d) → ([q|k], b·t·h, v, d), cut into q and k.
+        let qk = permute(
+            g,
+            qk,
+            &[b, t, v, 2, h, d],
+            &[3, 0, 1, 4, 2, 5],
+            &[1, 2 * b * t * h * v * d],
+        );
+        let half = b * t * h * v * d;
+        let parts = split(g, qk, &[half, half]);
+        let q = reshape(g, parts[0], &[b * t * h, v, d]);
+        let k = reshape(g, parts[1], &[b * t * h, v, d]);
+        let dots = bmm(g, q, k, false, true);
+        let dots = scale(g, dots, 1.0 / (d as f32).sqrt());
+        let attention = softmax(g, dots, 2);
+        let attention = reshape(g, attention, &[b * t, h, v, v]);
+        let topology = expand(g, self.shared_topology, &[b * t, h, v, v], &[0], 1.0);
+        let a = mul(g, attention, topology);
+        // Every head's matrix times the frame's joints at once: (b·t, h·v, v)·(b·t, v, c).
+        let a = reshape(g, a, &[b * t, h * v, v]);
+        let features = reshape(g, rows, &[b * t, v, c]);
+        let z = bmm(g, a, features, false, false);
+        // (b, t, h, v, c) → (b, h·c, t, v): the heads' conv_d become one conv over h·C_in.
+        let z = permute(g, z, &[b, t, h, v, c], &[0, 2, 4, 1, 3], &[b, h * c, t, v]);
+        let weights: Vec<TensorId> = self.conv_d.iter().map(|conv| conv.weight).collect();
+        let weight = concat(g, &weights);
+        let bias = self.conv_d[1..]
+            .iter()
+            .fold(self.conv_d[0].bias, |sum, conv| add(g, sum, conv.bias));
+        let out = conv1x1(g, z, weight, Some(bias));
+        let out = self.bn.apply(g, out, mode);
+        let down = match &self.down {
+            Some((conv, bn)) => {
+                let r = conv.apply_1x1(g, x);
+                bn.apply(g, r, mode)
+            }
+            None => x,
+        };
+        let out = add(g, out, down);
+        relu(g, out)
+    }
+}
+
+enum Residual {
+    Identity,
+    /// l4 and l7: strided 1×1 conv + BN.
+    Unit(UnitTcn),
+}
+
+struct Block {
+    gcn: SaGc,
+    tcn: MsTcn,
+    residual: Residual,
+    /// Index into `InfoGcn::sf_heads` of the head attached here.
+    sf_head: Option<usize>,
+}
+
+pub struct InfoGcn {
+    config: CtrGcnConfig,
+    pos_embedding: TensorId,
+    data_bn: BatchNorm,
+    embedding: Dense,
+    blocks: Vec<Block>,
+    fc: Dense,
+    fc_mu: Dense,
+    fc_logvar: Dense,
+    decoder: Dense,
+    z_prior: TensorId,
+    sf_heads: Vec<SfHead>,
+}
+
+impl InfoGcn {
+    /// Declares every parameter and buffer in the official state-dict order (then `z_prior`),
+    /// initialised as InfoGCN does from `seed`.
+    pub fn new(g: &mut Graph, config: CtrGcnConfig, seed: u64) -> Self {
+        let mut init = Init::new(seed);
+        let (v, m, k) = (config.joints(), config.persons, config.classes);
+        let pos_embedding = g.parameter(
+            "pos_embedding",
+            &[1, v, EMBEDDING],
+            init.normal(v * EMBEDDING, 0.0, 1.0),
+        );
+        let data_bn = BatchNorm::new(g, "data_bn", m * v * EMBEDDING);
+        let embedding =
+            Dense::default_init(g, "to_joint_embedding", [EMBEDDING, IN_CHANNELS], &mut init);
+        let mut blocks: Vec<Block> = BLOCKS
+            .iter()
+            .enumerate()
+            .map(|(i, &(cin, cout, stride))| {
+                let prefix = format!("l{}", i + 1);
+                let gcn = SaGc::new(g, &format!("{prefix}.agcn"), (cin, cout), v, &mut init);
+                let tcn = MsTcn::new_with(
+                    g,
+                    &format!("{prefix}.tcn"),
+                    (cout, cout),
+                    stride,
+                    TcnInit::PyTorch,
+                    &mut init,
+                );
+                let residual = if cin == cout && stride == 1 {
+                    Residual::Identity
+                } else {
+                    let name = format!("{prefix}.residual");
+                    Residual::Unit(UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init))
+                };
+                Block {
+                    gcn,
+                    tcn,
+                    residual,
+                    sf_head: None,
+                }
+            })
+            .collect();
+        let fc = Dense::xavier_relu(g, "fc", [LATENT, LATENT], &mut init);
+        let fc_mu = Dense::xavier_relu(g, "fc_mu", [LATENT, LATENT], &mut init);
+        let fc_logvar = Dense::xavier_relu(g, "fc_logvar", [LATENT, LATENT], &mut init);
+        let decoder_weight = init.normal(k * LATENT, 0.0, (2.0 / k as f32).sqrt());
+        let decoder = Dense::new(g, "decoder", [k, LATENT], decoder_weight, &mut init);
+        let z_prior = g.state(
+            Z_PRIOR,
+            &[k, LATENT],
+            init.orthogonal(k, LATENT, PRIOR_GAIN),
+        );
+        let mut sf_heads = Vec::new();
+        if let Some(options) = &config.sf_head {
+            for (i, &b) in options.blocks.iter().enumerate() {
+                let width = BLOCKS[b - 1].1;
+                let prefix = format!("sf_heads.{i}");
+                let head = SfHead::new(
+                    g,
+                    &prefix,
+                    &format!("l{b}"),
+                    width,
+                    options.groups,
+                    &mut init,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+                blocks[b - 1].sf_head = Some(sf_heads.len());
+                sf_heads.push(head);
+            }
+        }
+        Self {
+            config,
+            pos_embedding,
+            data_bn,
+            embedding,
+            blocks,
+            fc,
+            fc_mu,
+            fc_logvar,
+            decoder,
+            z_prior,
+            sf_heads,
+        }
+    }
+
+    pub fn config(&self) -> &CtrGcnConfig {
+        &self.config
+    }
+
+    /// Logits of a batch `x` (N, 3, T, V, M) and, in training, the latent losses (which read
+    /// `labels`) and SF-Head's, with the noise input of the latent sample.
+    pub fn forward(
+        &self,
+        g: &mut Graph,
+        x: TensorId,
+        labels: Option<TensorId>,
+        mode: Mode,
+    ) -> ModelOutput {
+        let shape = g.shape(x).to_vec();
+        let [n, c, t, v, m] = shape[..] else {
+            panic!("InfoGCN takes (N, C, T, V, M), got {shape:?}");
+        };
+        assert_eq!(
+            (c, v, m),
+            (IN_CHANNELS, self.config.joints(), self.config.persons),
+            "input {shape:?} does not fit the model"
+        );
+        let e = EMBEDDING;
+        // Each (n, m, t, v) joint's 3 coordinates → 64 features, plus the joint's embedding.
+        let joints = permute(g, x, &shape, &[0, 4, 2, 3, 1], &[n * m * t * v, c]);
+        let h = self.embedding.apply(g, joints);
+        let h = reshape(g, h, &[n * m * t, v, e]);
+        let pos = reshape(g, self.pos_embedding, &[v, e]);
+        let pos = expand(g, pos, &[n * m * t, v, e], &[0], 1.0);
+        let h = add(g, h, pos);
+        // data_bn normalises each (person, joint, feature) channel over (N, T).
+        let h = permute(g, h, &[n, m, t, v, e], &[0, 1, 3, 4, 2], &[n, m * v * e, t]);
+        let h = self.data_bn.apply(g, h, mode);
+        let mut h = permute(g, h, &[n, m, v, e, t], &[0, 1, 3, 4, 2], &[n * m, e, t, v]);
+        let mut features: Vec<SfFeatures> = Vec::new();
+        for block in &self.blocks {
+            let mut y = block.gcn.forward(g, h, mode);
+            if let (Some(i), Some(options)) = (block.sf_head, &self.config.sf_head) {
+                let inline = options.placement == Placement::Inline;
+                if inline || mode == Mode::Train {
+                    let (out, f) = self.sf_heads[i].forward(g, y, mode);
+                    features.push(f);
+                    if inline {
+                        y = out;
+                    }
+                }
+            }
+            let y = block.tcn.forward(g, y, mode);
+            // InfoGCN's MS-TCN ends in a ReLU of its own.
+            let y = relu(g, y);
+            let r = match &block.residual {
+                Residual::Identity => h,
+                Residual::Unit(unit) => unit.forward(g, h, mode),
+            };
+            let y = add(g, y, r);
+            h = relu(g, y);
+        }
+        let hs = g.shape(h).to_vec();
+        let h = reshape(g, h, &[n, m, hs[1], hs[2] * hs[3]]);
+        let pooled = mean(g, h, &[1, 3]);
+        let hidden = self.fc.apply(g, pooled);
+        let hidden = relu(g, hidden);
+        let mu = self.fc_mu.apply(g, hidden);
+        let mut output: ModelOutput = match mode {
+            Mode::Train => {
+                let labels = labels.expect("InfoGCN's training losses read the labels");
+                let logvar = self.fc_logvar.apply(g, hidden);
+                let eps = g.input("latent_noise", &[n, LATENT]);
+                let z = reparameterize(g, mu, logvar, eps, NOISE_RATIO, MAX_STD);
+                let mmd = class_mean_mse(g, z, labels, self.z_prior);
+                let z_mean = mean(g, z, &[0]);
+                let z_norm = l2_norm(g, z_mean);
+                let mut out: ModelOutput = self.decoder.apply(g, z).into();
+                out.features = Some(z);
+                out.noise = vec![eps];
+                out.losses = vec![
+                    LossTerm {
+                        name: "mmd",
+                        value: mmd,
+                        weight: MMD_WEIGHT,
+                    },
+                    LossTerm {
+                        name: "l2_z_mean",
+                        value: z_norm,
+                        weight: Z_MEAN_WEIGHT,
+                    },
+                ];
+                out
+            }
+            _ => {
+                let mut out: ModelOutput = self.decoder.apply(g, mu).into();
+                out.features = Some(mu);
+                out
+            }
+        };
+        output.smoothing = SMOOTHING;
+        if let Some(options) = &self.config.sf_head {
+            if mode == Mode::Train {
+                output
+                    .losses
+                    .extend(sf_head_losses(g, options, &features, n, m));
+            }
+        }
+        output
+    }
+}

@@ -1,0 +1,41 @@
+//! The network a configuration names, whatever its backbone: what the trainer, the evaluator,
+//! the benchmarks and the interop commands build.
+
+use super::ModelOutput;
+use super::ctrgcn::{Backbone, CtrGcn, CtrGcnConfig};
+use super::infogcn::InfoGcn;
+use crate::engine::{Graph, TensorId};
+use crate::ops::batch_norm::Mode;
+
+pub enum Network {
+    /// The backbones on CTR-GCN's ten-block skeleton.
+    Gcn(CtrGcn),
+    /// InfoGCN's nine blocks and information-bottleneck head.
+    Info(InfoGcn),
+}
+
+impl Network {
+    /// Declares every parameter and buffer in the official state-dict order, initialised from
+    /// `seed`.
+    pub fn new(g: &mut Graph, config: CtrGcnConfig, seed: u64) -> Self {
+        match config.backbone {
+            Backbone::Infogcn => Self::Info(InfoGcn::new(g, config, seed)),
+            _ => Self::Gcn(CtrGcn::new(g, config, seed)),
+        }
+    }
+
+    /// The forward of a batch `x` (N, 3, T, V, M). `labels` (N) are only read by training-mode
+    /// losses that need them.
+    pub fn forward(
+        &self,
+        g: &mut Graph,
+        x: TensorId,
+        labels: Option<TensorId>,
+        mode: Mode,
+    ) -> ModelOutput {
+        match self {
+            Self::Gcn(model) => model.forward_with_losses(g, x, mode),
+            Self::Info(model) => model.forward(g, x, labels, mode),
+        }
+    }
+}
