@@ -1,6 +1,8 @@
 // Batch normalisation over a (outer, C, inner) view: statistics per channel c over the outer and
-// inner axes (BatchNorm2d: (B, C, T·V); BatchNorm1d: (N, C) or (N, C, T)). The sums come from
-// reduce.wgsl; these kernels do the per-channel and per-element arithmetic.
+// inner axes (BatchNorm2d: (B, C, T·V); BatchNorm1d: (N, C) or (N, C, T)). Training statistics
+// come from batch_norm_stats.wgsl, or for channels of more than 65,536 elements from
+// reduce.wgsl's trees followed by bn_finalize / bn_grad_gamma; these kernels do the rest. Params'
+// chunks, chunk_len and inv_count are read by batch_norm_stats.wgsl only.
 //
 // Entries:
 //   bn_finalize (workgroup 64, one channel each): rstd = 1/√(var + eps) from the batch mean and
@@ -25,8 +27,12 @@ struct Params {
     count: u32,
     eps: f32,
     momentum: f32,
+    chunks: u32,
+    chunk_len: u32,
+    inv_count: f32,
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

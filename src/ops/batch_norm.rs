@@ -5,13 +5,20 @@
 //! statistics in place (momentum 0.1, unbiased variance); evaluation uses the running statistics.
 //! The training forward saves mean and 1/σ for the backward:
 //! gx = γ·rstd·(g − mean(g) − x̂·mean(g·x̂)), gγ = Σ g·x̂, gβ = Σ g.
+//!
+//! A training BN is two dispatches each way where a channel has at most 65,536 elements: the
+//! statistics with the running update (one workgroup per channel, `batch_norm_stats.wgsl`),
+//! then the normalisation; backward one reduction of Σg and Σg·(x − mean) that also writes gγ
+//! and gβ, then the input gradient. Longer channels use `reduce::record_sum`'s two-pass trees
+//! and a per-channel kernel (six dispatches each way). Both paths add in the same order,
+//! so they give the same bits.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::reduce::{AxisSplit, Summand, record_sum};
 use super::{arg, elementwise_grid};
 use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
-use crate::gpu::Kernel;
+use crate::gpu::{Kernel, grid_1d};
 use crate::shader;
 
 pub const DEFAULT_EPS: f32 = 1e-5;
@@ -107,6 +114,16 @@ fn reduced_axes(shape: &[usize]) -> Vec<usize> {
     [0].into_iter().chain(2..shape.len()).collect()
 }
 
+/// Elements in each chunk of a channel's sum: `reduce::record_sum`'s split, so that the fused
+/// statistics add in the tree path's order.
+const CHUNK: usize = super::reduce::PER_WORKGROUP;
+/// Channels of up to this many chunks (65,536 elements) are reduced by one workgroup each, in
+/// one dispatch with their per-channel arithmetic. Longer channels take the tree path, whose
+/// chunks run as workgroups of their own: one workgroup per channel would leave a GPU mostly
+/// idle (a BN of 64 channels of 204,800 elements each at NTU batch 64 × 64 frames would run 64
+/// workgroups), and longer serial loops would only add latency.
+const FUSED_MAX_CHUNKS: usize = 16;
+
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
@@ -116,30 +133,55 @@ struct Params {
     count: u32,
     eps: f32,
     momentum: f32,
-    _pad: [u32; 2],
+    /// The split of each channel's elements for the fused statistics.
+    chunks: u32,
+    chunk_len: u32,
+    /// 1/count, rounded once here as the tree path's scale is.
+    inv_count: f32,
+    _pad: [u32; 3],
 }
 
 impl Params {
     fn new(shape: &[usize], eps: f32, momentum: f32) -> Self {
         let total: usize = shape.iter().product();
+        let count = total / shape[1];
+        let chunks = count.div_ceil(CHUNK).max(1);
         Self {
             total: total as u32,
             channels: shape[1] as u32,
             inner: shape[2..].iter().product::<usize>() as u32,
-            count: (total / shape[1]) as u32,
+            count: count as u32,
             eps,
             momentum,
-            _pad: [0; 2],
+            chunks: chunks as u32,
+            chunk_len: count.div_ceil(chunks) as u32,
+            inv_count: 1.0 / count as f32,
+            _pad: [0; 3],
         }
     }
 
     fn channel_grid(&self) -> [u32; 3] {
         [self.channels.div_ceil(64), 1, 1]
     }
+
+    /// Whether the statistics are reduced by one workgroup per channel (`batch_norm_stats.wgsl`)
+    /// rather than by `record_sum`'s trees; by shape only, so every adapter takes the same path.
+    fn fused(&self) -> bool {
+        self.chunks as usize <= FUSED_MAX_CHUNKS
+    }
+
+    /// One workgroup per channel.
+    fn workgroup_per_channel_grid(&self) -> [u32; 3] {
+        grid_1d(self.channels)
+    }
 }
 
 fn kernel(entry: &'static str) -> Kernel {
     Kernel::new(shader!("batch_norm"), entry)
+}
+
+fn stats_kernel(rec: &Recorder<'_>, entry: &'static str) -> Kernel {
+    Kernel::new(shader!("batch_norm_stats"), entry).with("SERIAL_TREE", rec.tuning().serial_trees)
 }
 
 #[derive(Debug)]
@@ -156,6 +198,47 @@ struct BatchNormEval {
 #[derive(Debug)]
 struct BatchNormGrad;
 
+impl BatchNormTrain {
+    /// Records the step with the fused statistics or with the tree path.
+    fn record_path(
+        &self,
+        rec: &mut Recorder<'_>,
+        inputs: &[TensorId],
+        outputs: &[TensorId],
+        fused: bool,
+    ) {
+        let [x, gamma, beta, running_mean, running_var, tracked] =
+            inputs.try_into().expect("6 inputs");
+        let [y, mean, rstd] = outputs.try_into().expect("3 outputs");
+        let shape = rec.shape(x).to_vec();
+        let params = Params::new(&shape, self.eps, self.momentum);
+        if fused {
+            rec.dispatch(
+                stats_kernel(rec, "bn_stats"),
+                &params,
+                vec![
+                    arg(x),
+                    arg(mean),
+                    arg(rstd),
+                    arg(running_mean),
+                    arg(running_var),
+                    arg(tracked),
+                ],
+                params.workgroup_per_channel_grid(),
+            );
+        } else {
+            let stats = [mean, rstd, running_mean, running_var, tracked];
+            record_tree_stats(rec, &params, &shape, x, stats);
+        }
+        rec.dispatch(
+            kernel("bn_normalize"),
+            &params,
+            vec![arg(x), arg(mean), arg(rstd), arg(gamma), arg(beta), arg(y)],
+            elementwise_grid(params.total as usize),
+        );
+    }
+}
+
 impl Op for BatchNormTrain {
     fn name(&self) -> &'static str {
         "batch_norm"
@@ -166,50 +249,8 @@ impl Op for BatchNormTrain {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let [x, gamma, beta, running_mean, running_var, tracked] =
-            inputs.try_into().expect("6 inputs");
-        let [y, mean, rstd] = outputs.try_into().expect("3 outputs");
-        let shape = rec.shape(x).to_vec();
-        let params = Params::new(&shape, self.eps, self.momentum);
-        let split = AxisSplit::new(&shape, &reduced_axes(&shape));
-        let inv_n = 1.0 / params.count as f32;
-        let var = Arg::Scratch {
-            slot: 1,
-            bytes: 4 * u64::from(params.channels),
-        };
-        record_sum(
-            rec,
-            &split,
-            Summand::Value,
-            arg(x),
-            None,
-            None,
-            inv_n,
-            arg(mean),
-            0,
-        );
-        let m = Some(arg(mean));
-        let centred = Summand::CentredSquare;
-        record_sum(rec, &split, centred, arg(x), None, m, inv_n, var.clone(), 0);
-        rec.dispatch(
-            kernel("bn_finalize"),
-            &params,
-            vec![
-                arg(mean),
-                var,
-                arg(rstd),
-                arg(running_mean),
-                arg(running_var),
-                arg(tracked),
-            ],
-            params.channel_grid(),
-        );
-        rec.dispatch(
-            kernel("bn_normalize"),
-            &params,
-            vec![arg(x), arg(mean), arg(rstd), arg(gamma), arg(beta), arg(y)],
-            elementwise_grid(params.total as usize),
-        );
+        let params = Params::new(rec.shape(inputs[0]), self.eps, self.momentum);
+        self.record_path(rec, inputs, outputs, params.fused());
     }
 
     fn backward(
@@ -279,51 +320,130 @@ impl Op for BatchNormGrad {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let [x, gy, mean, rstd, gamma] = inputs.try_into().expect("5 inputs");
-        let [gx, ggamma, gbeta] = outputs.try_into().expect("3 outputs");
-        let shape = rec.shape(x).to_vec();
-        let params = Params::new(&shape, 0.0, 0.0);
-        let split = AxisSplit::new(&shape, &reduced_axes(&shape));
-        let s = Arg::Scratch {
-            slot: 1,
-            bytes: 4 * u64::from(params.channels),
-        };
-        record_sum(
-            rec,
-            &split,
-            Summand::Value,
-            arg(gy),
-            None,
-            None,
-            1.0,
-            arg(gbeta),
-            0,
-        );
-        let (y, m) = (Some(arg(gy)), Some(arg(mean)));
-        let product = Summand::CentredProduct;
-        record_sum(rec, &split, product, arg(x), y, m, 1.0, s.clone(), 0);
+        let fused = Params::new(rec.shape(inputs[0]), 0.0, 0.0).fused();
+        record_grad(rec, inputs, outputs, fused);
+    }
+}
+
+/// Records the gradients with the fused reduction or with the tree path.
+fn record_grad(rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId], fused: bool) {
+    let [x, gy, mean, rstd, gamma] = inputs.try_into().expect("5 inputs");
+    let [gx, ggamma, gbeta] = outputs.try_into().expect("3 outputs");
+    let shape = rec.shape(x).to_vec();
+    let params = Params::new(&shape, 0.0, 0.0);
+    let s = Arg::Scratch {
+        slot: 1,
+        bytes: 4 * u64::from(params.channels),
+    };
+    if fused {
         rec.dispatch(
-            kernel("bn_grad_gamma"),
-            &params,
-            vec![s.clone(), arg(rstd), arg(ggamma)],
-            params.channel_grid(),
-        );
-        rec.dispatch(
-            kernel("bn_grad_input"),
+            stats_kernel(rec, "bn_grad_stats"),
             &params,
             vec![
                 arg(x),
                 arg(gy),
                 arg(mean),
                 arg(rstd),
-                arg(gamma),
                 arg(gbeta),
-                s,
-                arg(gx),
+                arg(ggamma),
+                s.clone(),
             ],
-            elementwise_grid(params.total as usize),
+            params.workgroup_per_channel_grid(),
         );
+    } else {
+        let sums = [gbeta, ggamma];
+        record_tree_grad_stats(rec, &params, &shape, [x, gy, mean, rstd], sums, s.clone());
     }
+    rec.dispatch(
+        kernel("bn_grad_input"),
+        &params,
+        vec![
+            arg(x),
+            arg(gy),
+            arg(mean),
+            arg(rstd),
+            arg(gamma),
+            arg(gbeta),
+            s,
+            arg(gx),
+        ],
+        elementwise_grid(params.total as usize),
+    );
+}
+
+/// Mean, rstd and the running update through `record_sum`'s trees, for long channels.
+fn record_tree_stats(
+    rec: &mut Recorder<'_>,
+    params: &Params,
+    shape: &[usize],
+    x: TensorId,
+    [mean, rstd, running_mean, running_var, tracked]: [TensorId; 5],
+) {
+    let split = AxisSplit::new(shape, &reduced_axes(shape));
+    let inv_n = params.inv_count;
+    let var = Arg::Scratch {
+        slot: 1,
+        bytes: 4 * u64::from(params.channels),
+    };
+    record_sum(
+        rec,
+        &split,
+        Summand::Value,
+        arg(x),
+        None,
+        None,
+        inv_n,
+        arg(mean),
+        0,
+    );
+    let m = Some(arg(mean));
+    let centred = Summand::CentredSquare;
+    record_sum(rec, &split, centred, arg(x), None, m, inv_n, var.clone(), 0);
+    rec.dispatch(
+        kernel("bn_finalize"),
+        params,
+        vec![
+            arg(mean),
+            var,
+            arg(rstd),
+            arg(running_mean),
+            arg(running_var),
+            arg(tracked),
+        ],
+        params.channel_grid(),
+    );
+}
+
+/// gβ = Σ g, s = Σ g·(x − mean) and gγ = s·rstd through `record_sum`'s trees, for long channels.
+fn record_tree_grad_stats(
+    rec: &mut Recorder<'_>,
+    params: &Params,
+    shape: &[usize],
+    [x, gy, mean, rstd]: [TensorId; 4],
+    [gbeta, ggamma]: [TensorId; 2],
+    s: Arg,
+) {
+    let split = AxisSplit::new(shape, &reduced_axes(shape));
+    record_sum(
+        rec,
+        &split,
+        Summand::Value,
+        arg(gy),
+        None,
+        None,
+        1.0,
+        arg(gbeta),
+        0,
+    );
+    let (y, m) = (Some(arg(gy)), Some(arg(mean)));
+    let product = Summand::CentredProduct;
+    record_sum(rec, &split, product, arg(x), y, m, 1.0, s.clone(), 0);
+    rec.dispatch(
+        kernel("bn_grad_gamma"),
+        params,
+        vec![s, arg(rstd), arg(ggamma)],
+        params.channel_grid(),
+    );
 }
 
 pub mod cpu {
@@ -427,5 +547,147 @@ pub mod cpu {
             })
             .collect();
         (gx, ggamma, gbeta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Executor, Store};
+    use crate::gpu::Tuning;
+    use crate::testing::{gpu, uniform};
+
+    /// The training forward on a chosen path.
+    #[derive(Debug)]
+    struct TrainOn {
+        fused: bool,
+    }
+
+    impl Op for TrainOn {
+        fn name(&self) -> &'static str {
+            if self.fused { "fused" } else { "tree" }
+        }
+
+        fn has_side_effects(&self) -> bool {
+            true
+        }
+
+        fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+            let op = BatchNormTrain {
+                eps: DEFAULT_EPS,
+                momentum: DEFAULT_MOMENTUM,
+            };
+            op.record_path(rec, inputs, outputs, self.fused);
+        }
+    }
+
+    /// The gradients on a chosen path.
+    #[derive(Debug)]
+    struct GradOn {
+        fused: bool,
+    }
+
+    impl Op for GradOn {
+        fn name(&self) -> &'static str {
+            if self.fused {
+                "fused_grad"
+            } else {
+                "tree_grad"
+            }
+        }
+
+        fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+            record_grad(rec, inputs, outputs, self.fused);
+        }
+    }
+
+    /// Forward and gradients of one BN on `shape` by both paths, compiled with `tuning`: every
+    /// output and running statistic of the fused path, then the same of the tree path, and the
+    /// dispatch labels.
+    fn both_paths(shape: &[usize], tuning: Tuning) -> ([Vec<Vec<f32>>; 2], Vec<String>) {
+        let c = shape[1];
+        let n: usize = shape.iter().product();
+        let mut g = Graph::new();
+        let x = g.input("x", shape);
+        let gy = g.input("gy", shape);
+        let gamma = g.parameter("weight", &[c], uniform(1, c, 0.5, 1.5));
+        let beta = g.parameter("bias", &[c], uniform(2, c, -0.5, 0.5));
+        let mut keep = Vec::new();
+        let mut per_path = Vec::new();
+        for fused in [true, false] {
+            let key = |k: &str| format!("{fused}.{k}");
+            let running_mean = g.state(&key("running_mean"), &[c], uniform(3, c, -1.0, 1.0));
+            let running_var = g.state(&key("running_var"), &[c], uniform(4, c, 0.5, 2.0));
+            let tracked = g.state(&key("num_batches_tracked"), &[1], vec![0.0]);
+            let y = g.activation("y", shape);
+            let mean = g.activation("mean", &[c]);
+            let rstd = g.activation("rstd", &[c]);
+            let inputs = [x, gamma, beta, running_mean, running_var, tracked];
+            g.push(TrainOn { fused }, &inputs, &[y, mean, rstd]);
+            let gx = g.activation("gx", shape);
+            let ggamma = g.activation("ggamma", &[c]);
+            let gbeta = g.activation("gbeta", &[c]);
+            let inputs = [x, gy, mean, rstd, gamma];
+            g.push(GradOn { fused }, &inputs, &[gx, ggamma, gbeta]);
+            let outputs = [y, mean, rstd, gx, ggamma, gbeta];
+            keep.extend(outputs);
+            per_path.push([&outputs[..], &[running_mean, running_var, tracked]].concat());
+        }
+        let mut store = Store::new();
+        let exe = Executor::compile_tuned(&gpu(), &g, &mut store, &keep, tuning).unwrap();
+        let offset: Vec<f32> = uniform(5, n, -2.0, 3.0).iter().map(|v| v + 7.0).collect();
+        exe.write(x, &offset).unwrap();
+        exe.write(gy, &uniform(6, n, -1.0, 1.0)).unwrap();
+        exe.run();
+        let read = |ts: &[TensorId]| ts.iter().map(|&t| exe.read(t).unwrap()).collect();
+        let values = [read(&per_path[0]), read(&per_path[1])];
+        (values, exe.dispatch_labels().to_vec())
+    }
+
+    fn dispatches(labels: &[String], op: &str) -> usize {
+        let prefix = format!("{op}#");
+        labels.iter().filter(|l| l.starts_with(&prefix)).count()
+    }
+
+    #[test]
+    fn fused_statistics_take_two_dispatches_each_way() {
+        let (_, labels) = both_paths(&[4, 6, 9, 5], Tuning::CPU);
+        assert_eq!(dispatches(&labels, "fused"), 2, "{labels:?}");
+        assert_eq!(dispatches(&labels, "fused_grad"), 2, "{labels:?}");
+        // Two single-pass trees, then the per-channel and the per-element kernel.
+        assert_eq!(dispatches(&labels, "tree"), 4, "{labels:?}");
+        assert_eq!(dispatches(&labels, "tree_grad"), 4, "{labels:?}");
+    }
+
+    /// The fused kernels add in the tree path's order, so the choice by shape never changes a
+    /// result: one chunk, a chunk boundary inside the last element, inner = 1, 2 and 15 chunks,
+    /// and the longest fused channel (16 chunks), with both tree variants.
+    #[test]
+    fn fused_and_tree_paths_agree_bit_for_bit() {
+        let shapes: [&[usize]; 6] = [
+            &[5, 3, 7, 11],
+            &[2, 7, 2049],
+            &[9, 13],
+            &[4, 8, 52, 20],
+            &[3, 5, 20000],
+            &[2, 2, 32768],
+        ];
+        for shape in shapes {
+            assert!(Params::new(shape, 0.0, 0.0).fused(), "{shape:?}");
+            for tuning in [Tuning::CPU, Tuning::GPU] {
+                let ([fused, tree], _) = both_paths(shape, tuning);
+                for (k, (a, b)) in fused.iter().zip(&tree).enumerate() {
+                    let same = a.iter().zip(b).all(|(u, v)| u.to_bits() == v.to_bits());
+                    assert!(same, "{shape:?} {tuning:?}: output {k} differs");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_channels_take_the_tree_path() {
+        assert!(Params::new(&[2, 3, 32768], 0.0, 0.0).fused());
+        assert!(!Params::new(&[2, 3, 32769], 0.0, 0.0).fused());
+        assert!(!Params::new(&[128, 64, 64, 25], 0.0, 0.0).fused());
     }
 }

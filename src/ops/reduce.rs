@@ -12,7 +12,7 @@ use crate::shader;
 /// Axis groups each index map of the kernel can hold.
 const GROUPS: usize = 4;
 /// Elements one workgroup sums in the first pass (16 per invocation).
-const PER_WORKGROUP: usize = 4096;
+pub(crate) const PER_WORKGROUP: usize = 4096;
 /// Most partial sums per output; more elements make each chunk longer instead.
 const MAX_CHUNKS: usize = 4096;
 /// Up to this many elements per output, and with at least `SERIAL_MIN_OUTPUTS` outputs, one

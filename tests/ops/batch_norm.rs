@@ -5,8 +5,9 @@ use sfhead::testing::*;
 
 use crate::fixed;
 
-/// Runs a training step of BN on `shape`, checks y, the running statistics and all gradients.
-fn train_case(shape: &[usize], seed: u64) {
+/// Runs a training step of BN on `shape` with inputs spread over [offset − 2, offset + 3], checks
+/// y, the running statistics and all gradients.
+fn train_case(shape: &[usize], seed: u64, offset: f32) {
     let c = shape[1];
     let inner: usize = shape[2..].iter().product();
     let n: usize = shape.iter().product();
@@ -22,7 +23,10 @@ fn train_case(shape: &[usize], seed: u64) {
     let grads = g.backward(loss, &[x, bn.weight, bn.bias]).unwrap();
     let keep = [y, grads[0], grads[1], grads[2]];
     let h = Harness::new(g, &keep);
-    let dx = uniform(seed + 2, n, -2.0, 3.0);
+    let dx: Vec<f32> = uniform(seed + 2, n, -2.0, 3.0)
+        .iter()
+        .map(|v| v + offset)
+        .collect();
     let out = h.run(&[(x, &dx)], &keep);
 
     let xf = to_f64(&dx);
@@ -57,13 +61,49 @@ fn train_case(shape: &[usize], seed: u64) {
 
 #[test]
 fn batch_norm_2d_training_matches_reference() {
-    train_case(&[5, 3, 7, 11], 110);
+    train_case(&[5, 3, 7, 11], 110, 0.0);
 }
 
 #[test]
 fn batch_norm_1d_training_matches_reference() {
-    train_case(&[9, 13], 120);
-    train_case(&[6, 5, 17], 130);
+    train_case(&[9, 13], 120, 0.0);
+    train_case(&[6, 5, 17], 130, 0.0);
+}
+
+/// A common offset of 1e3 over a spread of 5: E[x²] − E[x]² in f32 would lose about two
+/// digits of the variance to cancellation; the centred second pass keeps it. Channels of 4,420
+/// elements take the fused statistics, channels of 80,000 the tree path.
+#[test]
+fn batch_norm_variance_survives_a_large_offset() {
+    train_case(&[4, 5, 52, 17], 160, 1e3);
+    train_case(&[2, 3, 40_000], 170, 1e3);
+}
+
+/// Channels of at most 65,536 elements cost one statistics dispatch forward and one fused
+/// reduction backward, each followed by one elementwise kernel; longer ones take the two-pass
+/// trees.
+#[test]
+fn batch_norm_dispatches_follow_the_channel_length() {
+    for (shape, forward, backward) in [
+        (vec![4, 64, 52, 20], 2, 2),
+        (vec![1, 2, 65_536], 2, 2),
+        (vec![1, 2, 65_537], 6, 6),
+    ] {
+        let mut g = Graph::new();
+        let x = g.input("x", &shape);
+        let bn = BatchNorm::new(&mut g, "bn", shape[1]);
+        let y = bn.apply(&mut g, x, Mode::Train);
+        let loss = reduce::sum(&mut g, y, &(0..shape.len()).collect::<Vec<_>>());
+        let grads = g.backward(loss, &[x, bn.weight, bn.bias]).unwrap();
+        let h = Harness::new(g, &grads);
+        let labels = h.exe.dispatch_labels();
+        let count = |op: &str| {
+            let prefix = format!("{op}#");
+            labels.iter().filter(|l| l.starts_with(&prefix)).count()
+        };
+        assert_eq!(count("batch_norm"), forward, "{shape:?}: {labels:?}");
+        assert_eq!(count("batch_norm_grad"), backward, "{shape:?}: {labels:?}");
+    }
 }
 
 #[test]

@@ -1,0 +1,177 @@
+// Training batch norm statistics with one workgroup per channel, for channels of at most 65,536
+// elements, 16 chunks of 4,096 (src/ops/batch_norm.rs chooses by shape): the reductions and the
+// per-channel arithmetic in one dispatch instead of reduce.wgsl's passes and a finishing kernel.
+//
+// A channel's elements are added in the order of reduce.wgsl's two-pass tree: chunk k holds
+// elements [k·chunk_len, (k+1)·chunk_len), which the 256 invocations stride through before a
+// workgroup tree; a second tree then adds the chunk sums (a single chunk is its own result).
+// Element e of channel c is x[(e / inner)·channels·inner + c·inner + e % inner].
+//
+// Entries (workgroup 256, workgroup c = channel c, grid folded over x and y):
+//   bn_stats: mean = Σ x / n, then the biased variance as Σ (x − mean)² / n in a second pass (a
+//       large common offset does not cancel), rstd = 1/√(var + eps), and PyTorch's running
+//       update: running_mean ← (1−μ)·running_mean + μ·mean, running_var ← (1−μ)·running_var +
+//       μ·var·n/(n−1), num_batches_tracked += 1.
+//       Bindings: 1 x, 2 mean, 3 rstd, 4 running_mean, 5 running_var, 6 num_batches_tracked.
+//   bn_grad_stats: gβ = Σ g and s = Σ g·(x − mean) in one pass over the channel, gγ = s·rstd.
+//       Bindings: 1 x, 2 g, 3 mean, 4 rstd, 5 gbeta, 6 ggamma, 7 s.
+
+struct Params {
+    total: u32,
+    channels: u32,
+    inner: u32,
+    count: u32,
+    eps: f32,
+    momentum: f32,
+    chunks: u32,
+    chunk_len: u32,
+    inv_count: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+//! include tree_sum
+
+const MAX_CHUNKS: u32 = 16u;
+
+// Chunk sums of up to two quantities: the first at [0, 16), the second at [16, 32).
+var<workgroup> chunk_sums: array<f32, 32>;
+// A result of invocation 0 that every invocation needs.
+var<workgroup> broadcast: f32;
+
+fn channel_of_workgroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
+}
+
+fn element_at(c: u32, e: u32) -> u32 {
+    return (e / p.inner) * p.channels * p.inner + c * p.inner + e % p.inner;
+}
+
+// Stores the workgroup sum of `value` as chunk sum `slot`; every invocation must call it.
+fn store_chunk_sum(lid: u32, value: f32, slot: u32) {
+    let s = tree_sum(lid, value);
+    if lid == 0u {
+        chunk_sums[slot] = s;
+    }
+    workgroupBarrier();
+}
+
+// The channel's sum from the chunk sums at [base, base + chunks), as reduce_final adds them;
+// valid in invocation 0.
+fn combine(lid: u32, base: u32) -> f32 {
+    if p.chunks == 1u {
+        return chunk_sums[base];
+    }
+    var acc = 0.0;
+    if lid < p.chunks {
+        acc += chunk_sums[base + lid];
+    }
+    let s = tree_sum(lid, acc);
+    workgroupBarrier();
+    return s;
+}
+
+@group(0) @binding(1) var<storage, read> st_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> st_mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> st_rstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> st_running_mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> st_running_var: array<f32>;
+@group(0) @binding(6) var<storage, read_write> st_tracked: array<f32>;
+
+// Chunk sums of x (centred = false) or of (x − m)² into chunk_sums[0, chunks).
+fn stats_chunks(c: u32, lid: u32, centred: bool, m: f32) {
+    for (var k = 0u; k < p.chunks; k++) {
+        let start = k * p.chunk_len;
+        let end = min(start + p.chunk_len, p.count);
+        var acc = 0.0;
+        for (var e = start + lid; e < end; e += 256u) {
+            let v = st_x[element_at(c, e)];
+            if centred {
+                let d = v - m;
+                acc += d * d;
+            } else {
+                acc += v;
+            }
+        }
+        store_chunk_sum(lid, acc, k);
+    }
+}
+
+@compute @workgroup_size(256)
+fn bn_stats(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let c = channel_of_workgroup(wid, nwg);
+    if c >= p.channels {
+        return;
+    }
+    stats_chunks(c, lid, false, 0.0);
+    let total = combine(lid, 0u);
+    if lid == 0u {
+        broadcast = total * p.inv_count;
+    }
+    workgroupBarrier();
+    let mean = broadcast;
+    stats_chunks(c, lid, true, mean);
+    let squares = combine(lid, 0u);
+    if lid != 0u {
+        return;
+    }
+    let var_b = squares * p.inv_count;
+    let n = f32(p.count);
+    st_mean[c] = mean;
+    st_rstd[c] = 1.0 / sqrt(var_b + p.eps);
+    let keep = 1.0 - p.momentum;
+    st_running_mean[c] = keep * st_running_mean[c] + p.momentum * mean;
+    st_running_var[c] = keep * st_running_var[c] + p.momentum * (var_b * n / (n - 1.0));
+    if c == 0u {
+        st_tracked[0] += 1.0;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> gs_x: array<f32>;
+@group(0) @binding(2) var<storage, read> gs_g: array<f32>;
+@group(0) @binding(3) var<storage, read> gs_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> gs_rstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gs_gbeta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gs_ggamma: array<f32>;
+@group(0) @binding(7) var<storage, read_write> gs_s: array<f32>;
+
+@compute @workgroup_size(256)
+fn bn_grad_stats(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let c = channel_of_workgroup(wid, nwg);
+    if c >= p.channels {
+        return;
+    }
+    let m = gs_mean[c];
+    for (var k = 0u; k < p.chunks; k++) {
+        let start = k * p.chunk_len;
+        let end = min(start + p.chunk_len, p.count);
+        var acc_g = 0.0;
+        var acc_s = 0.0;
+        for (var e = start + lid; e < end; e += 256u) {
+            let i = element_at(c, e);
+            let g = gs_g[i];
+            acc_g += g;
+            acc_s += g * (gs_x[i] - m);
+        }
+        store_chunk_sum(lid, acc_g, k);
+        store_chunk_sum(lid, acc_s, MAX_CHUNKS + k);
+    }
+    let gbeta = combine(lid, 0u);
+    let s = combine(lid, MAX_CHUNKS);
+    if lid == 0u {
+        gs_gbeta[c] = gbeta;
+        gs_s[c] = s;
+        gs_ggamma[c] = s * gs_rstd[c];
+    }
+}
