@@ -46,13 +46,19 @@ fn info_model_prints_the_exact_counts_and_blocks() {
         ("infogcn", "ntu60", "1556807"),
         ("infogcn", "ntu120", "1572227"),
         ("infogcn", "ucla", "1533722"),
+        ("blockgcn", "ntu60", "1372780"),
+        ("blockgcn", "ntu120", "1388200"),
+        ("blockgcn", "ucla", "1297370"),
     ] {
         let out = sfhead(&["info", "model", "--model", model, "--dataset", dataset]);
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains(&format!("{total} parameters")), "{text}");
+        // The strided blocks' residual: 64 → 128 (8,576 with its BN) where the widths start
+        // at 64, 128 → 256 (33,536) on BlockGCN's.
         assert!(
-            text.contains("l5") && text.contains("residual 8576"),
+            text.contains("l5")
+                && (text.contains("residual 8576") || text.contains("residual 33536")),
             "{text}"
         );
     }

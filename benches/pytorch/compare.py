@@ -9,7 +9,7 @@ sfhead ms/step ÷ PyTorch ms/step (above 1: sfhead is slower). It builds nothing
     python3 benches/pytorch/compare.py                      # CPU: lavapipe against PyTorch on the CPU
     python3 benches/pytorch/compare.py --cuda               # NVIDIA: sfhead on Vulkan against PyTorch CUDA fp32, TF32 off and on
     python3 benches/pytorch/compare.py --cases ucla:4:52:tap,stgcn:ntu60:2:64:off --steps 3
-    python3 benches/pytorch/compare.py --models ctrgcn,stgcn,aagcn,agcn,infogcn   # the default cases of each
+    python3 benches/pytorch/compare.py --models ctrgcn,stgcn,aagcn,agcn,infogcn,blockgcn   # the default cases of each
     python3 benches/pytorch/compare.py --json               # every row as JSON instead of the table
 """
 
@@ -32,9 +32,23 @@ CPU_CASES = ["ucla:4:52:off", "ucla:4:52:tap", "ntu60:4:64:off", "ntu60:4:64:tap
 # The training recipes' batches: NW-UCLA 16 × 52 frames, NTU60 64 × 64 frames.
 CUDA_CASES = ["ucla:16:52:off", "ucla:16:52:tap", "ntu60:64:64:off", "ntu60:64:64:tap"]
 DATASET_NAMES = {"ucla": "NW-UCLA", "ntu60": "NTU60"}
-MODEL_NAMES = {"ctrgcn": "CTR-GCN", "stgcn": "ST-GCN", "aagcn": "MS-AAGCN", "agcn": "2s-AGCN", "infogcn": "InfoGCN"}
+MODEL_NAMES = {
+    "ctrgcn": "CTR-GCN",
+    "stgcn": "ST-GCN",
+    "aagcn": "MS-AAGCN",
+    "agcn": "2s-AGCN",
+    "infogcn": "InfoGCN",
+    "blockgcn": "BlockGCN",
+}
 # The PyTorch reference of each model (step.py); only ctrgcn.py can attach SF-Head.
-REFERENCES = {"ctrgcn": "ctrgcn.py", "stgcn": "stgcn.py", "aagcn": "aagcn.py", "agcn": "aagcn.py", "infogcn": "infogcn.py"}
+REFERENCES = {
+    "ctrgcn": "ctrgcn.py",
+    "stgcn": "stgcn.py",
+    "aagcn": "aagcn.py",
+    "agcn": "aagcn.py",
+    "infogcn": "infogcn.py",
+    "blockgcn": "blockgcn.py",
+}
 SFHEAD_MODELS = {"ctrgcn"}
 SFHEAD_FLAGS = {"off": [], "tap": ["--sfhead"], "inline": ["--sfhead-inline"]}
 CASE_SYNTAX = "[model:]dataset:batch:frames[:off|tap|inline]"

@@ -4,7 +4,8 @@
 The model is a PyTorch reference from tests/reference/, built and initialised as that script
 builds it: CTR-GCN (ctrgcn.py, optionally with SF-Head attached to every block as a training-only
 tap or in-line, sf_head.py), ST-GCN (stgcn.py), MS-AAGCN or plain 2s-AGCN (aagcn.py), InfoGCN
-(infogcn.py, k = 1, its official initialisation from the seeded global generator). Only
+(infogcn.py, k = 1) and BlockGCN (blockgcn.py), these two with their official initialisation
+from the seeded global generator. Only
 ctrgcn.py can attach SF-Head. One step is what a training loop does:
 
     forward (train mode) → loss (cross-entropy, InfoGCN's three-term loss, or the SF-Head total
@@ -38,7 +39,14 @@ REFERENCE = REPO / "tests" / "reference"
 DATASETS = {"ntu60": (25, 2, 60), "ucla": (20, 1, 10)}
 # The backbones of `sfhead bench step --model` and the reference module that builds each; only
 # ctrgcn.py can attach SF-Head.
-REFERENCES = {"ctrgcn": "ctrgcn", "stgcn": "stgcn", "aagcn": "aagcn", "agcn": "aagcn", "infogcn": "infogcn"}
+REFERENCES = {
+    "ctrgcn": "ctrgcn",
+    "stgcn": "stgcn",
+    "aagcn": "aagcn",
+    "agcn": "aagcn",
+    "infogcn": "infogcn",
+    "blockgcn": "blockgcn",
+}
 SFHEAD_MODELS = {"ctrgcn"}
 
 
@@ -114,6 +122,11 @@ def build_model(name, dataset, sfhead_mode, gen):
         model = reference.build(dataset, k=1)
         model.z_prior = reference.orthogonal_prior(model.num_class, generator=gen)
         return model
+    elif name == "blockgcn":
+        import torch
+
+        torch.manual_seed(gen.initial_seed())
+        return reference.build(dataset)
     else:
         model = reference.build(dataset, plain=name == "agcn")
     reference.initialise(model, gen)

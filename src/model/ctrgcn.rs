@@ -8,6 +8,7 @@
 //! The heads' tensors follow `fc` as `sf_heads.{i}.<key>`.
 
 use super::aagcn::{self, AaGcnUnit, AgcnUnit};
+use super::blockgcn::TopologyRows;
 use super::init::Init;
 use super::ms_tcn::{MsTcn, UnitTcn};
 use super::sf_head::{ChannelError, Combine, SfFeatures, SfHead, SfLossConfig};
@@ -65,6 +66,7 @@ impl Dataset {
             persons,
             topology: Topology::shipped(topology).expect("shipped topologies are valid"),
             sf_head: None,
+            blockgcn_topology: TopologyRows::default(),
         }
     }
 }
@@ -163,6 +165,8 @@ pub enum Backbone {
     Agcn,
     /// InfoGCN, its own nine-block network (`src/model/infogcn.rs`).
     Infogcn,
+    /// BlockGCN, its own network of ten blocks at widths 128 and 256 (`src/model/blockgcn.rs`).
+    Blockgcn,
 }
 
 impl Backbone {
@@ -174,6 +178,7 @@ impl Backbone {
             Self::Aagcn => "aagcn",
             Self::Agcn => "agcn",
             Self::Infogcn => "infogcn",
+            Self::Blockgcn => "blockgcn",
         }
     }
 
@@ -185,6 +190,7 @@ impl Backbone {
             Self::Aagcn => "MS-AAGCN",
             Self::Agcn => "2s-AGCN",
             Self::Infogcn => "InfoGCN",
+            Self::Blockgcn => "BlockGCN",
         }
     }
 
@@ -192,6 +198,7 @@ impl Backbone {
     pub fn block_widths(self) -> Vec<usize> {
         match self {
             Self::Infogcn => super::infogcn::BLOCKS.iter().map(|b| b.1).collect(),
+            Self::Blockgcn => super::blockgcn::BLOCKS.iter().map(|b| b.1).collect(),
             _ => BLOCKS.iter().map(|b| b.1).collect(),
         }
     }
@@ -203,6 +210,7 @@ impl Backbone {
             Self::Aagcn,
             Self::Agcn,
             Self::Infogcn,
+            Self::Blockgcn,
         ]
         .into_iter()
         .find(|b| b.name() == name)
@@ -217,6 +225,8 @@ pub struct CtrGcnConfig {
     pub persons: usize,
     pub topology: Topology,
     pub sf_head: Option<SfHeadOptions>,
+    /// BlockGCN: which sample's topology features each person row gets.
+    pub blockgcn_topology: TopologyRows,
 }
 
 impl CtrGcnConfig {
@@ -349,8 +359,8 @@ impl CtrGcn {
                             &mut init,
                         )),
                     ),
-                    Backbone::Infogcn => {
-                        unreachable!("InfoGCN is a network of its own (src/model/infogcn.rs)")
+                    Backbone::Infogcn | Backbone::Blockgcn => {
+                        unreachable!("{} is a network of its own", config.backbone.title())
                     }
                     Backbone::Agcn => (
                         Gcn::Agcn(Box::new(AgcnUnit::new(

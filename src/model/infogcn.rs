@@ -18,7 +18,7 @@
 
 use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS, Placement, sf_head_losses};
 use super::init::Init;
-use super::layers::Conv;
+use super::layers::{Conv, Dense, JointEmbedding};
 use super::ms_tcn::{MsTcn, TcnInit, UnitTcn};
 use super::sf_head::{SfFeatures, SfHead};
 use super::{LossTerm, ModelOutput};
@@ -35,7 +35,7 @@ use crate::ops::reduce::{expand, mean};
 use crate::ops::reparameterize::reparameterize;
 use crate::ops::reshape::reshape;
 use crate::ops::softmax::softmax;
-use crate::ops::{add::add, linear::linear, permute::permute, relu::relu};
+use crate::ops::{add::add, permute::permute, relu::relu};
 
 /// (C_in, C_out, temporal stride) of blocks l1…l9.
 pub const BLOCKS: [(usize, usize, usize); 9] = [
@@ -69,51 +69,6 @@ pub const Z_MEAN_WEIGHT: f32 = 1e-4;
 pub const Z_PRIOR: &str = "z_prior";
 /// `z_prior_gain`: the gain of the orthogonal class prior.
 pub const PRIOR_GAIN: f32 = 3.0;
-
-/// A Linear layer's weight (C_out, C_in) and bias.
-#[derive(Debug, Clone, Copy)]
-struct Dense {
-    weight: TensorId,
-    bias: TensorId,
-}
-
-impl Dense {
-    /// `{prefix}.weight` from `weight`, `{prefix}.bias` with PyTorch's default U(±1/√C_in).
-    fn new(
-        g: &mut Graph,
-        prefix: &str,
-        [out, cin]: [usize; 2],
-        weight: Vec<f32>,
-        init: &mut Init,
-    ) -> Self {
-        let weight = g.parameter(&format!("{prefix}.weight"), &[out, cin], weight);
-        let bound = 1.0 / (cin as f32).sqrt();
-        let bias = g.parameter(
-            &format!("{prefix}.bias"),
-            &[out],
-            init.uniform(out, -bound, bound),
-        );
-        Self { weight, bias }
-    }
-
-    /// PyTorch's default Linear: both U(±1/√C_in).
-    fn default_init(g: &mut Graph, prefix: &str, [out, cin]: [usize; 2], init: &mut Init) -> Self {
-        let bound = 1.0 / (cin as f32).sqrt();
-        let weight = init.uniform(out * cin, -bound, bound);
-        Self::new(g, prefix, [out, cin], weight, init)
-    }
-
-    /// Xavier-uniform weight with ReLU's gain √2, as the head's three hidden layers start.
-    fn xavier_relu(g: &mut Graph, prefix: &str, [out, cin]: [usize; 2], init: &mut Init) -> Self {
-        let bound = 2f32.sqrt() * (6.0 / (out + cin) as f32).sqrt();
-        let weight = init.uniform(out * cin, -bound, bound);
-        Self::new(g, prefix, [out, cin], weight, init)
-    }
-
-    fn apply(&self, g: &mut Graph, x: TensorId) -> TensorId {
-        linear(g, x, self.weight, Some(self.bias))
-    }
-}
 
 /// `SA_GC`: per-frame multi-head self-attention over the joints, times a learnable shared
 /// topology, aggregates the input once per head; a 1×1 conv per head, summed, then BN
@@ -264,9 +219,7 @@ struct Block {
 
 pub struct InfoGcn {
     config: CtrGcnConfig,
-    pos_embedding: TensorId,
-    data_bn: BatchNorm,
-    embedding: Dense,
+    embedding: JointEmbedding,
     blocks: Vec<Block>,
     fc: Dense,
     fc_mu: Dense,
@@ -282,14 +235,7 @@ impl InfoGcn {
     pub fn new(g: &mut Graph, config: CtrGcnConfig, seed: u64) -> Self {
         let mut init = Init::new(seed);
         let (v, m, k) = (config.joints(), config.persons, config.classes);
-        let pos_embedding = g.parameter(
-            "pos_embedding",
-            &[1, v, EMBEDDING],
-            init.normal(v * EMBEDDING, 0.0, 1.0),
-        );
-        let data_bn = BatchNorm::new(g, "data_bn", m * v * EMBEDDING);
-        let embedding =
-            Dense::default_init(g, "to_joint_embedding", [EMBEDDING, IN_CHANNELS], &mut init);
+        let embedding = JointEmbedding::new(g, (v, m, EMBEDDING), &mut init);
         let mut blocks: Vec<Block> = BLOCKS
             .iter()
             .enumerate()
@@ -348,8 +294,6 @@ impl InfoGcn {
         }
         Self {
             config,
-            pos_embedding,
-            data_bn,
             embedding,
             blocks,
             fc,
@@ -383,18 +327,8 @@ impl InfoGcn {
             (IN_CHANNELS, self.config.joints(), self.config.persons),
             "input {shape:?} does not fit the model"
         );
-        let e = EMBEDDING;
-        // Each (n, m, t, v) joint's 3 coordinates → 64 features, plus the joint's embedding.
         let joints = permute(g, x, &shape, &[0, 4, 2, 3, 1], &[n * m * t * v, c]);
-        let h = self.embedding.apply(g, joints);
-        let h = reshape(g, h, &[n * m * t, v, e]);
-        let pos = reshape(g, self.pos_embedding, &[v, e]);
-        let pos = expand(g, pos, &[n * m * t, v, e], &[0], 1.0);
-        let h = add(g, h, pos);
-        // data_bn normalises each (person, joint, feature) channel over (N, T).
-        let h = permute(g, h, &[n, m, t, v, e], &[0, 1, 3, 4, 2], &[n, m * v * e, t]);
-        let h = self.data_bn.apply(g, h, mode);
-        let mut h = permute(g, h, &[n, m, v, e, t], &[0, 1, 3, 4, 2], &[n * m, e, t, v]);
+        let mut h = self.embedding.forward(g, joints, [n, m, t, v], mode);
         let mut features: Vec<SfFeatures> = Vec::new();
         for block in &self.blocks {
             let mut y = block.gcn.forward(g, h, mode);

@@ -2,7 +2,13 @@
 
 use super::init::Init;
 use crate::engine::{Graph, TensorId};
+use crate::ops::add::add;
+use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::conv1x1::conv1x1;
+use crate::ops::linear::linear;
+use crate::ops::permute::permute;
+use crate::ops::reduce::expand;
+use crate::ops::reshape::reshape;
 
 /// A convolution's weight (PyTorch's (C_out, C_in, kh, kw)) and bias.
 #[derive(Debug, Clone, Copy)]
@@ -43,5 +49,115 @@ impl Conv {
     /// The convolution as a 1×1 convolution of `x` (B, C_in, ...).
     pub fn apply_1x1(&self, g: &mut Graph, x: TensorId) -> TensorId {
         conv1x1(g, x, self.weight, Some(self.bias))
+    }
+}
+
+/// A Linear layer's weight (C_out, C_in) and bias.
+#[derive(Debug, Clone, Copy)]
+pub struct Dense {
+    pub weight: TensorId,
+    pub bias: TensorId,
+}
+
+impl Dense {
+    /// `{prefix}.weight` from `weight`, `{prefix}.bias` with PyTorch's default U(±1/√C_in).
+    pub fn new(
+        g: &mut Graph,
+        prefix: &str,
+        [out, cin]: [usize; 2],
+        weight: Vec<f32>,
+        init: &mut Init,
+    ) -> Self {
+        let weight = g.parameter(&format!("{prefix}.weight"), &[out, cin], weight);
+        let bound = 1.0 / (cin as f32).sqrt();
+        let bias = g.parameter(
+            &format!("{prefix}.bias"),
+            &[out],
+            init.uniform(out, -bound, bound),
+        );
+        Self { weight, bias }
+    }
+
+    /// PyTorch's default Linear: both U(±1/√C_in).
+    pub fn default_init(
+        g: &mut Graph,
+        prefix: &str,
+        [out, cin]: [usize; 2],
+        init: &mut Init,
+    ) -> Self {
+        let bound = 1.0 / (cin as f32).sqrt();
+        let weight = init.uniform(out * cin, -bound, bound);
+        Self::new(g, prefix, [out, cin], weight, init)
+    }
+
+    /// Xavier-uniform weight with ReLU's gain √2, as the head's three hidden layers start.
+    pub fn xavier_relu(
+        g: &mut Graph,
+        prefix: &str,
+        [out, cin]: [usize; 2],
+        init: &mut Init,
+    ) -> Self {
+        let bound = 2f32.sqrt() * (6.0 / (out + cin) as f32).sqrt();
+        let weight = init.uniform(out * cin, -bound, bound);
+        Self::new(g, prefix, [out, cin], weight, init)
+    }
+
+    pub fn apply(&self, g: &mut Graph, x: TensorId) -> TensorId {
+        linear(g, x, self.weight, Some(self.bias))
+    }
+}
+
+/// InfoGCN's and BlockGCN's input: each joint's coordinates through a Linear layer
+/// (`to_joint_embedding`) plus a learnable per-joint term (`pos_embedding`, broadcast over samples
+/// and frames), then `data_bn` over the (M·V·width) channels. Declared in their state dicts'
+/// order: `pos_embedding`, `data_bn`, `to_joint_embedding`.
+pub struct JointEmbedding {
+    pos_embedding: TensorId,
+    data_bn: BatchNorm,
+    linear: Dense,
+    width: usize,
+}
+
+impl JointEmbedding {
+    /// For `joints` V, `persons` M and `width` features: `pos_embedding` N(0, 1) (`torch.randn`),
+    /// `data_bn` γ = 1, the Linear layer PyTorch's default.
+    pub fn new(
+        g: &mut Graph,
+        (joints, persons, width): (usize, usize, usize),
+        init: &mut Init,
+    ) -> Self {
+        let pos_embedding = g.parameter(
+            "pos_embedding",
+            &[1, joints, width],
+            init.normal(joints * width, 0.0, 1.0),
+        );
+        let data_bn = BatchNorm::new(g, "data_bn", persons * joints * width);
+        let linear = Dense::default_init(g, "to_joint_embedding", [width, 3], init);
+        Self {
+            pos_embedding,
+            data_bn,
+            linear,
+            width,
+        }
+    }
+
+    /// `joints` (N·M·T·V, 3), rows in (n, m, t, v) order, → (N·M, width, T, V).
+    pub fn forward(
+        &self,
+        g: &mut Graph,
+        joints: TensorId,
+        [n, m, t, v]: [usize; 4],
+        mode: Mode,
+    ) -> TensorId {
+        let e = self.width;
+        let h = self.linear.apply(g, joints);
+        let h = reshape(g, h, &[n * m * t, v, e]);
+        let pos = reshape(g, self.pos_embedding, &[v, e]);
+        let pos = expand(g, pos, &[n * m * t, v, e], &[0], 1.0);
+        let h = add(g, h, pos);
+        // data_bn normalises each (person, joint, feature) channel over (N, T).
+        let h = permute(g, h, &[n, m, t, v, e], &[0, 1, 3, 4, 2], &[n, m * v * e, t]);
+        let h = self.data_bn.apply(g, h, mode);
+        permute(g, h, &[n, m, v, e, t], &[0, 1, 3, 4, 2], &[n * m, e, t, v])
     }
 }

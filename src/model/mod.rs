@@ -2,6 +2,7 @@
 //! forward graph from a config and owns its parameter names and initialisation.
 
 pub mod aagcn;
+pub mod blockgcn;
 pub mod ctrgcn;
 pub mod infogcn;
 pub mod init;

@@ -2,6 +2,7 @@
 //! the benchmarks and the interop commands build.
 
 use super::ModelOutput;
+use super::blockgcn::BlockGcn;
 use super::ctrgcn::{Backbone, CtrGcn, CtrGcnConfig};
 use super::infogcn::InfoGcn;
 use crate::engine::{Graph, TensorId};
@@ -12,6 +13,8 @@ pub enum Network {
     Gcn(CtrGcn),
     /// InfoGCN's nine blocks and information-bottleneck head.
     Info(InfoGcn),
+    /// BlockGCN's ten blocks with their topology branch.
+    Block(BlockGcn),
 }
 
 impl Network {
@@ -20,6 +23,7 @@ impl Network {
     pub fn new(g: &mut Graph, config: CtrGcnConfig, seed: u64) -> Self {
         match config.backbone {
             Backbone::Infogcn => Self::Info(InfoGcn::new(g, config, seed)),
+            Backbone::Blockgcn => Self::Block(BlockGcn::new(g, config, seed)),
             _ => Self::Gcn(CtrGcn::new(g, config, seed)),
         }
     }
@@ -36,6 +40,7 @@ impl Network {
         match self {
             Self::Gcn(model) => model.forward_with_losses(g, x, mode),
             Self::Info(model) => model.forward(g, x, labels, mode),
+            Self::Block(model) => model.forward(g, x, mode),
         }
     }
 }

@@ -28,6 +28,15 @@ pub struct Topology {
     spatial: ParentTree,
     bone_pairs: Vec<(usize, usize)>,
     kth_mode: Option<ParentTree>,
+    blockgcn: Option<BlockGcnGraph>,
+}
+
+/// BlockGCN's own graph, where a file gives one: the tree whose hop distances its units encode
+/// and the joint its feeder centres every frame on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockGcnGraph {
+    pub centre: usize,
+    pub tree: ParentTree,
 }
 
 /// A rooted tree over the joints: every joint but the root has exactly one parent.
@@ -124,6 +133,11 @@ impl Topology {
         self.kth_mode.as_ref()
     }
 
+    /// BlockGCN's graph, if the file has one.
+    pub fn blockgcn(&self) -> Option<&BlockGcnGraph> {
+        self.blockgcn.as_ref()
+    }
+
     /// CTR-GCN's spatial adjacency: A[0] = I, A[1] = inward and A[2] = outward edges, each
     /// column-normalised (A·D⁻¹, D the column sums; all-zero columns stay zero).
     pub fn spatial_adjacency(&self) -> SpatialAdjacency {
@@ -175,6 +189,32 @@ impl ParentTree {
         (0..k).try_fold(joint, |j, _| self.parent[j])
     }
 
+    /// The number of edges between every two joints, row-major (V, V), the tree's edges taken
+    /// both ways.
+    pub fn hop_distances(&self) -> Vec<usize> {
+        let v = self.parent.len();
+        let mut neighbours = vec![Vec::new(); v];
+        for &(child, parent) in &self.edges {
+            neighbours[child].push(parent);
+            neighbours[parent].push(child);
+        }
+        let mut hops = vec![usize::MAX; v * v];
+        for start in 0..v {
+            let row = &mut hops[start * v..(start + 1) * v];
+            row[start] = 0;
+            let mut queue = std::collections::VecDeque::from([start]);
+            while let Some(j) = queue.pop_front() {
+                for &k in &neighbours[j] {
+                    if row[k] == usize::MAX {
+                        row[k] = row[j] + 1;
+                        queue.push_back(k);
+                    }
+                }
+            }
+        }
+        hops
+    }
+
     /// Number of edges between `joint` and the root.
     pub fn depth(&self, joint: usize) -> usize {
         std::iter::successors(self.parent[joint], |&j| self.parent[j]).count()
@@ -207,6 +247,15 @@ struct TopologyFile {
     inward: Vec<Spanned<Vec<i64>>>,
     bone_pairs: Vec<Spanned<Vec<i64>>>,
     kth_mode: Option<TreeFile>,
+    blockgcn: Option<BlockGcnFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockGcnFile {
+    centre: Spanned<i64>,
+    root: Spanned<i64>,
+    inward: Vec<Spanned<Vec<i64>>>,
 }
 
 #[derive(Deserialize)]
@@ -232,12 +281,21 @@ impl Checker<'_> {
             .kth_mode
             .map(|tree| self.tree("kth_mode.parents", &tree.root, &tree.parents))
             .transpose()?;
+        let blockgcn = file
+            .blockgcn
+            .map(|b| -> Result<BlockGcnGraph, DataError> {
+                let centre = self.joint(*b.centre.get_ref(), b.centre.span(), "blockgcn.centre")?;
+                let tree = self.tree("blockgcn.inward", &b.root, &b.inward)?;
+                Ok(BlockGcnGraph { centre, tree })
+            })
+            .transpose()?;
         Ok(Topology {
             name: file.name,
             joint_names,
             spatial,
             bone_pairs,
             kth_mode,
+            blockgcn,
         })
     }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::feed::Stream;
+use crate::model::blockgcn::TopologyRows;
 use crate::model::ctrgcn::{Backbone, Dataset, Placement, SfHeadOptions, parse_blocks};
 use crate::model::sf_head::{Combine, Item, SfLossConfig};
 use crate::ops::sf_loss::PhiSign;
@@ -12,7 +13,7 @@ use crate::ops::sf_loss::PhiSign;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// The backbone: ctrgcn, stgcn, aagcn, agcn or infogcn.
+    /// The backbone: ctrgcn, stgcn, aagcn, agcn, infogcn or blockgcn.
     #[serde(default = "default_model")]
     pub model: String,
     /// ntu60, ntu120, ucla or pku.
@@ -77,6 +78,14 @@ pub struct TrainConfig {
     /// so that `sfhead eval --part holdout` can score it for fitting ensemble weights.
     #[serde(default)]
     pub holdout: f64,
+    /// BlockGCN: which sample's topology features each person gets, `official` (the released
+    /// code's `repeat(2, 1)`, another sample's whenever a batch has several) or `aligned`.
+    #[serde(default = "default_blockgcn_topology")]
+    pub blockgcn_topology: String,
+}
+
+fn default_blockgcn_topology() -> String {
+    TopologyRows::default().name().into()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +103,7 @@ fn default_model() -> String {
 }
 
 /// The names [`TrainConfig::preset`] knows.
-pub const PRESETS: [&str; 36] = [
+pub const PRESETS: [&str; 42] = [
     "sfhead-ucla",
     "sfhead-ntu60",
     "sfhead-ntu120",
@@ -130,6 +139,12 @@ pub const PRESETS: [&str; 36] = [
     "sfhead-infogcn-ntu60",
     "sfhead-infogcn-ntu120",
     "sfhead-infogcn-ucla",
+    "blockgcn-ntu60",
+    "blockgcn-ntu120",
+    "blockgcn-ucla",
+    "sfhead-blockgcn-ntu60",
+    "sfhead-blockgcn-ntu120",
+    "sfhead-blockgcn-ucla",
     "smoke",
 ];
 
@@ -145,7 +160,9 @@ impl TrainConfig {
     /// `sfhead prepare pku` (`data` = its path). `smoke` runs the whole loop on a few NW-UCLA
     /// clips in about a minute on a CPU driver. `infogcn-*` are InfoGCN's own recipe (backbones
     /// spec §5e: 110 epochs, steps at 90 and 100, weight decay 5e-4, batch 128, the k = 1 stream
-    /// on NTU), `sfhead-infogcn-*` the SF-Head paper's recipe on InfoGCN's input.
+    /// on NTU), `sfhead-infogcn-*` the SF-Head paper's recipe on InfoGCN's input. `blockgcn-*`
+    /// are BlockGCN's (§7e: 140 epochs, lr 0.05, steps at 110 and 120, weight decay 4e-4, batch
+    /// 64), `sfhead-blockgcn-*` the paper's recipe on BlockGCN.
     pub fn preset(name: &str) -> Result<Self, ConfigError> {
         if let Some(rest) = name.strip_prefix("infogcn-") {
             let base = Self::preset(&format!("ctrgcn-{rest}"))
@@ -158,6 +175,26 @@ impl TrainConfig {
                 batch_size: if ntu { 128 } else { base.batch_size },
                 test_batch_size: if ntu { 128 } else { base.test_batch_size },
                 ..Self::on_infogcn_input(base)
+            });
+        }
+        if let Some(rest) = name.strip_prefix("blockgcn-") {
+            let base = Self::preset(&format!("ctrgcn-{rest}"))
+                .map_err(|_| ConfigError::Preset(name.into()))?;
+            return Ok(Self {
+                model: Backbone::Blockgcn.name().into(),
+                epochs: 140,
+                lr: 0.05,
+                lr_steps: vec![110, 120],
+                weight_decay: 4e-4,
+                ..base
+            });
+        }
+        if let Some(rest) = name.strip_prefix("sfhead-blockgcn-") {
+            let base = Self::preset(&format!("sfhead-{rest}"))
+                .map_err(|_| ConfigError::Preset(name.into()))?;
+            return Ok(Self {
+                model: Backbone::Blockgcn.name().into(),
+                ..base
             });
         }
         if let Some(rest) = name.strip_prefix("sfhead-infogcn-") {
@@ -223,6 +260,7 @@ impl TrainConfig {
             sfhead_fcl_terms: "sum".into(),
             sfhead_heads: "mean".into(),
             holdout: 0.0,
+            blockgcn_topology: default_blockgcn_topology(),
         };
         let ntu = |dataset: &str| Self {
             dataset: dataset.into(),
@@ -432,14 +470,25 @@ impl TrainConfig {
     pub fn backbone(&self) -> Result<Backbone, ConfigError> {
         Backbone::parse(&self.model).ok_or_else(|| {
             ConfigError::Invalid(format!(
-                "model `{}`: ctrgcn, stgcn, aagcn, agcn or infogcn",
+                "model `{}`: ctrgcn, stgcn, aagcn, agcn, infogcn or blockgcn",
                 self.model
             ))
         })
     }
 
+    /// BlockGCN's topology rows as configured.
+    pub fn blockgcn_topology(&self) -> Result<TopologyRows, ConfigError> {
+        TopologyRows::parse(&self.blockgcn_topology).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "blockgcn_topology: official or aligned, not `{}`",
+                self.blockgcn_topology
+            ))
+        })
+    }
+
     pub fn model(&self) -> Result<crate::model::ctrgcn::CtrGcnConfig, ConfigError> {
-        let model = self.dataset()?.config().with_backbone(self.backbone()?);
+        let mut model = self.dataset()?.config().with_backbone(self.backbone()?);
+        model.blockgcn_topology = self.blockgcn_topology()?;
         Ok(match self.sf_head()? {
             Some(options) => model.with_sf_head(options),
             None => model,
@@ -452,6 +501,13 @@ impl TrainConfig {
         self.backbone()?;
         self.sf_head()?;
         self.stream()?;
+        self.blockgcn_topology()?;
+        if self.backbone()? == Backbone::Blockgcn && (self.stream != "joint" || self.motion) {
+            return invalid(
+                "BlockGCN takes the joint stream without motion: its topology branch reads the \
+                 raw joints from the same input",
+            );
+        }
         if !["step", "cosine"].contains(&self.schedule.as_str()) {
             return invalid("schedule: step or cosine");
         }
@@ -542,6 +598,30 @@ mod tests {
         assert!(base.with_overrides(&["stream=legs".into()]).is_err());
         assert!(base.with_overrides(&["batch_size=1".into()]).is_err());
         assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn blockgcn_presets_and_its_switch() {
+        let mut c = TrainConfig::preset("blockgcn-ntu120").unwrap();
+        c.data = "ntu120_xsub.sfpk".into();
+        assert_eq!(c.backbone().unwrap(), Backbone::Blockgcn);
+        assert_eq!(
+            (c.epochs, c.lr, c.lr_steps.clone(), c.batch_size),
+            (140, 0.05, vec![110, 120], 64)
+        );
+        assert_eq!(c.model().unwrap().blockgcn_topology, TopologyRows::Official);
+        let aligned = c
+            .with_overrides(&["blockgcn_topology=aligned".into()])
+            .unwrap();
+        assert_eq!(
+            aligned.model().unwrap().blockgcn_topology,
+            TopologyRows::Aligned
+        );
+        for bad in ["blockgcn_topology=shuffled", "stream=bone", "motion=true"] {
+            assert!(c.with_overrides(&[bad.into()]).is_err(), "{bad}");
+        }
+        let paper = TrainConfig::preset("sfhead-blockgcn-ucla").unwrap();
+        assert_eq!((paper.sfhead.as_str(), paper.epochs), ("tap", 90));
     }
 
     #[test]

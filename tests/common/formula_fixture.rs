@@ -28,6 +28,8 @@ pub const SKETCH_LEN: usize = SKETCH_VECTORS + 2;
 pub const BATCHES_TRACKED: i64 = 10;
 /// The format of InfoGCN's fixture, which also records its latent sample and loss terms.
 pub const INFOGCN_FORMAT: &str = "sfhead-infogcn-fixture-1";
+/// The format of BlockGCN's fixture, which also records its topology branch's intermediates.
+pub const BLOCKGCN_FORMAT: &str = "sfhead-blockgcn-fixture-1";
 /// InfoGCN's loss terms besides the total, as the training step names them.
 const LATENT_TERMS: [&str; 3] = ["ce", "mmd", "l2_z_mean"];
 
@@ -106,8 +108,24 @@ pub mod formula {
                 })
             })
         };
-        // InfoGCN's rows (tests/reference/make_infogcn_fixture.py), before the others.
-        let rule: Box<dyn Fn(usize, f64) -> f64> = if !is_bn && key == "pos_embedding" {
+        // BlockGCN's rows (tests/reference/make_blockgcn_fixture.py), then InfoGCN's
+        // (make_infogcn_fixture.py), before the others.
+        let rule: Box<dyn Fn(usize, f64) -> f64> = if let ("fc1", &[_, _, v, w]) = (leaf, shape) {
+            if v != w {
+                return Err(no_rule());
+            }
+            Box::new(move |i, u| {
+                let diagonal = if (i / v) % v == i % v { 1.0 } else { 0.0 };
+                diagonal + 0.1 * u
+            })
+        } else if leaf == "rpe" {
+            Box::new(|_, u| 0.1 + 0.05 * u)
+        } else if key == "topo.pl.centres" {
+            let spread = (1.0f64 / 12.0).sqrt();
+            Box::new(move |_, u| 0.5 + spread * u)
+        } else if key == "topo.pl.sharpness" {
+            Box::new(|_, u| 2.0 + 0.2 * u)
+        } else if !is_bn && key == "pos_embedding" {
             Box::new(|_, u| u)
         } else if !is_bn && leaf == "shared_topology" {
             identity_plus(shape).ok_or_else(no_rule)?
@@ -214,6 +232,19 @@ pub struct Fixture {
     pub batches_tracked_after: Named<i64>,
     /// InfoGCN's latent sample and loss terms.
     pub latent: Option<Latent>,
+    /// BlockGCN's topology branch.
+    pub topology: Option<TopologyBranch>,
+}
+
+/// What a BlockGCN fixture adds: the persistence deaths (N, V − 1) and structure-element
+/// features (N, 64) of its batch with their float32 envelopes, and the hop table (V, V).
+#[derive(Debug, Clone)]
+pub struct TopologyBranch {
+    pub deaths: Tensor,
+    pub deaths_envelope: f32,
+    pub features: Tensor,
+    pub features_envelope: f32,
+    pub hops: Vec<i64>,
 }
 
 /// What an InfoGCN fixture adds: the noise of its latent sample, the class prior (not in the
@@ -230,8 +261,9 @@ pub fn is_counter(key: &str) -> bool {
     key.ends_with("num_batches_tracked")
 }
 
-/// Every key a fixture of this state dict holds; `latent` for InfoGCN's.
-fn expected_keys(entries: &[Entry], latent: bool) -> BTreeSet<String> {
+/// Every key a fixture of this state dict holds; `latent` for InfoGCN's, `topology` for
+/// BlockGCN's.
+fn expected_keys(entries: &[Entry], latent: bool, topology: bool) -> BTreeSet<String> {
     let mut keys: BTreeSet<String> = [
         "x",
         "y",
@@ -244,6 +276,12 @@ fn expected_keys(entries: &[Entry], latent: bool) -> BTreeSet<String> {
     ]
     .map(String::from)
     .into();
+    if topology {
+        for key in ["deaths", "topo_features"] {
+            keys.extend([key.to_string(), format!("f32_envelope.{key}")]);
+        }
+        keys.insert("hops".into());
+    }
     if latent {
         keys.extend(["eps".to_string(), "z_prior".to_string()]);
         for term in LATENT_TERMS {
@@ -321,7 +359,8 @@ impl Fixture {
         let entries = state_dict_listing::parse(meta("state_dict")?, path)
             .map_err(|e| meta_fault("state_dict", format!("{}: {}", e.place, e.message)))?;
         let latent = format == INFOGCN_FORMAT;
-        file.expect_exactly(&expected_keys(&entries, latent))?;
+        let topology = format == BLOCKGCN_FORMAT;
+        file.expect_exactly(&expected_keys(&entries, latent, topology))?;
 
         let mut checks = Vec::new();
         for (n, line) in meta("formula_checks")?.lines().enumerate() {
@@ -375,7 +414,18 @@ impl Fixture {
             metadata: HashMap::new(),
             entries: Vec::new(),
             latent: None,
+            topology: None,
         };
+        if topology {
+            let v = fixture.x.shape.get(3).copied().unwrap_or(0);
+            fixture.topology = Some(TopologyBranch {
+                deaths: file.f32("deaths", Some(&[n, v.saturating_sub(1)]))?,
+                deaths_envelope: scalar("f32_envelope.deaths")?,
+                features: file.f32("topo_features", None)?,
+                features_envelope: scalar("f32_envelope.topo_features")?,
+                hops: file.i64("hops", &[v, v])?,
+            });
+        }
         if latent {
             let terms = LATENT_TERMS
                 .iter()

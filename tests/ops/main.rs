@@ -20,6 +20,7 @@ mod sf_elementwise;
 mod sf_gates;
 mod sf_losses;
 mod temporal;
+mod topology_ops;
 mod unit_gcn;
 
 /// A fixed, seed-free input for snapshots: smooth values in about [−1, 1].

@@ -361,3 +361,22 @@ fn toml_faults_carry_the_line() {
     let e = parse_err(&CHAIN.replace("root = 4\n", ""));
     assert!(e.message.contains("root"), "{e}");
 }
+
+#[test]
+fn blockgcn_graph_hangs_the_hand_tips_on_the_hands() {
+    let ntu = ntu();
+    let graph = ntu.blockgcn().unwrap();
+    assert_eq!(graph.centre, j(21));
+    assert_eq!(graph.tree.parent(j(22)), Some(j(8)));
+    assert_eq!(graph.tree.parent(j(23)), Some(j(8)));
+    let hops = graph.tree.hop_distances();
+    let at = |a: usize, b: usize| hops[j(a) * 25 + j(b)];
+    // Tip to thumb of the same hand: both on joint 8. On CTR-GCN's tree the tip hangs on the thumb.
+    assert_eq!(at(22, 23), 2);
+    assert_eq!(ntu.spatial_tree().hop_distances()[j(22) * 25 + j(23)], 1);
+    // Left hand tip to right hand tip, through both arms and the spine shoulder: 22-8-7-6-5-21-9-10-11-12-24.
+    assert_eq!(at(22, 24), 10);
+    assert_eq!(hops.iter().max(), Some(&11));
+    assert!((0..25).all(|a| at(a + 1, a + 1) == 0));
+    assert!(ucla().blockgcn().is_none());
+}
