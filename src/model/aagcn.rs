@@ -360,15 +360,7 @@ fn subset_convs(
         .map(|i| {
             let key = format!("{prefix}.{name}.{i}");
             if name == "conv_d" {
-                let std = (2.0 / (width * cin * SUBSETS) as f32).sqrt();
-                Conv {
-                    weight: g.parameter(
-                        &format!("{key}.weight"),
-                        &[width, cin, 1, 1],
-                        init.normal(width * cin, 0.0, std),
-                    ),
-                    bias: g.parameter(&format!("{key}.bias"), &[width], vec![0.0; width]),
-                }
+                Conv::branch(g, &key, [width, cin], SUBSETS, init)
             } else {
                 Conv::kaiming(g, &key, [width, cin, 1, 1], init)
             }

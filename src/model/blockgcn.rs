@@ -18,11 +18,12 @@
 //! n·M + m the features of sample (n·M + m) mod N.
 
 use super::ModelOutput;
-use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS, Placement, sf_head_losses};
+use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS};
 use super::init::Init;
-use super::layers::{Conv, Dense, JointEmbedding};
+use super::layers::{Conv, Dense, JointEmbedding, identity_stack};
 use super::ms_tcn::{MsTcn, UnitTcn};
-use super::sf_head::{SfFeatures, SfHead};
+use super::sf_attach::AttachedHeads;
+use super::sf_head::SfFeatures;
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::bmm::bmm;
@@ -115,11 +116,11 @@ impl BlockGc {
         init: &mut Init,
     ) -> Self {
         let v = joints;
-        let mut identity = vec![0.0; SUBSETS * GROUPS * v * v];
-        for block in identity.chunks_exact_mut(v * v) {
-            (0..v).for_each(|j| block[j * v + j] = 1.0);
-        }
-        let fc1 = g.parameter(&format!("{prefix}.fc1"), &[SUBSETS, GROUPS, v, v], identity);
+        let fc1 = g.parameter(
+            &format!("{prefix}.fc1"),
+            &[SUBSETS, GROUPS, v, v],
+            identity_stack(SUBSETS * GROUPS, v),
+        );
         let rpe = g.parameter(
             &format!("{prefix}.rpe"),
             &[SUBSETS, GROUPS, hops],
@@ -225,8 +226,6 @@ struct Block {
     gcn: BlockGc,
     tcn: MsTcn,
     residual: Residual,
-    /// Index into `BlockGcn::sf_heads` of the head attached here.
-    sf_head: Option<usize>,
 }
 
 pub struct BlockGcn {
@@ -241,7 +240,7 @@ pub struct BlockGcn {
     hops: usize,
     /// The joint every frame is centred on, where the skeleton's file names one.
     centre: Option<usize>,
-    sf_heads: Vec<SfHead>,
+    sf_heads: AttachedHeads,
 }
 
 impl BlockGcn {
@@ -302,7 +301,7 @@ impl BlockGcn {
         let sharpness = g.parameter("topo.pl.sharpness", &[ELEMENTS, 2], vec![3.0; ELEMENTS * 2]);
         let fc_weight = init.normal(k * FEATURES, 0.0, (2.0 / k as f32).sqrt());
         let fc = Dense::new(g, "fc", [k, FEATURES], fc_weight, &mut init);
-        let mut blocks: Vec<Block> = topos
+        let blocks: Vec<Block> = topos
             .into_iter()
             .zip(gcn_units)
             .zip(tcns.into_iter().zip(residuals))
@@ -311,27 +310,10 @@ impl BlockGcn {
                 gcn,
                 tcn,
                 residual,
-                sf_head: None,
             })
             .collect();
-        let mut sf_heads = Vec::new();
-        if let Some(options) = &config.sf_head {
-            for (i, &b) in options.blocks.iter().enumerate() {
-                let width = BLOCKS[b - 1].1;
-                let prefix = format!("sf_heads.{i}");
-                let head = SfHead::new(
-                    g,
-                    &prefix,
-                    &format!("l{b}"),
-                    width,
-                    options.groups,
-                    &mut init,
-                )
-                .unwrap_or_else(|e| panic!("{e}"));
-                blocks[b - 1].sf_head = Some(sf_heads.len());
-                sf_heads.push(head);
-            }
-        }
+        let widths = BLOCKS.map(|b| b.1);
+        let sf_heads = AttachedHeads::new(g, config.sf_head.as_ref(), &widths, &mut init);
         Self {
             centre: graph.map(|b| b.centre),
             config,
@@ -391,24 +373,15 @@ impl BlockGcn {
         let mut h = self.embedding.forward(g, joints, [n, m, t, v], mode);
         let hops = g.constant("hop_table", &[self.hops, v * v], self.hop_table.clone());
         let mut heads: Vec<SfFeatures> = Vec::new();
-        for block in &self.blocks {
+        for (i, block) in self.blocks.iter().enumerate() {
             let topo = block.topo.mlp.apply(g, features);
             let topo = block.topo.bn.apply(g, topo, mode);
             let topo = relu(g, topo);
             let hs = g.shape(h).to_vec();
             let topo = expand(g, topo, &hs, &[2, 3], 1.0);
             h = add(g, h, topo);
-            let mut y = block.gcn.forward(g, h, hops, mode);
-            if let (Some(i), Some(options)) = (block.sf_head, &self.config.sf_head) {
-                let inline = options.placement == Placement::Inline;
-                if inline || mode == Mode::Train {
-                    let (out, f) = self.sf_heads[i].forward(g, y, mode);
-                    heads.push(f);
-                    if inline {
-                        y = out;
-                    }
-                }
-            }
+            let y = block.gcn.forward(g, h, hops, mode);
+            let y = self.sf_heads.apply(g, i, y, mode, &mut heads);
             let y = block.tcn.forward(g, y, mode);
             let r = match &block.residual {
                 Residual::Identity => h,
@@ -422,9 +395,7 @@ impl BlockGcn {
         let pooled = mean(g, h, &[1, 3]);
         let mut output: ModelOutput = self.fc.apply(g, pooled).into();
         output.features = Some(pooled);
-        if let (Some(options), Mode::Train) = (&self.config.sf_head, mode) {
-            output.losses = sf_head_losses(g, options, &heads, n, m);
-        }
+        output.losses = self.sf_heads.losses(g, &heads, n, m, mode);
         output
     }
 }

@@ -7,21 +7,20 @@
 //! gradients, and evaluation is plain CTR-GCN) or in-line (the TCN consumes the head's output).
 //! The heads' tensors follow `fc` as `sf_heads.{i}.<key>`.
 
+use super::ModelOutput;
 use super::aagcn::{self, AaGcnUnit, AgcnUnit};
 use super::blockgcn::TopologyRows;
 use super::init::Init;
 use super::ms_tcn::{MsTcn, UnitTcn};
-use super::sf_head::{ChannelError, Combine, SfFeatures, SfHead, SfLossConfig};
+use super::sf_attach::AttachedHeads;
+use super::sf_head::{ChannelError, SfFeatures, SfLossConfig};
 use super::stgcn::{self, StGcnUnit};
 use super::topology::Topology;
 use super::unit_gcn::{UnitGcn, UnitGcnConfig};
-use super::{LossTerm, ModelOutput};
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::reshape::reshape;
-use crate::ops::{
-    add::add, linear::linear, mul::scale, permute::permute, reduce::mean, relu::relu,
-};
+use crate::ops::{add::add, linear::linear, permute::permute, reduce::mean, relu::relu};
 
 /// (C_in, C_out, temporal stride) of blocks l1…l10.
 pub const BLOCKS: [(usize, usize, usize); 10] = [
@@ -275,8 +274,6 @@ struct Block {
     gcn: Gcn,
     tcn: Tcn,
     residual: Residual,
-    /// Index into `CtrGcn::sf_heads` of the head attached here.
-    sf_head: Option<usize>,
 }
 
 pub struct CtrGcn {
@@ -285,7 +282,7 @@ pub struct CtrGcn {
     blocks: Vec<Block>,
     fc_weight: TensorId,
     fc_bias: TensorId,
-    sf_heads: Vec<SfHead>,
+    sf_heads: AttachedHeads,
 }
 
 impl CtrGcn {
@@ -296,7 +293,7 @@ impl CtrGcn {
         let (v, m, k) = (config.joints(), config.persons, config.classes);
         let data_bn = BatchNorm::new(g, "data_bn", m * v * IN_CHANNELS);
         let adjacency = config.topology.spatial_adjacency();
-        let mut blocks = BLOCKS
+        let blocks = BLOCKS
             .iter()
             .enumerate()
             .map(|(i, &(cin, cout, stride))| {
@@ -389,12 +386,7 @@ impl CtrGcn {
                     let name = format!("{prefix}.residual");
                     Residual::Unit(UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init))
                 };
-                Block {
-                    gcn,
-                    tcn,
-                    residual,
-                    sf_head: None,
-                }
+                Block { gcn, tcn, residual }
             })
             .collect::<Vec<Block>>();
         let fc_std = (2.0 / k as f32).sqrt();
@@ -406,24 +398,8 @@ impl CtrGcn {
         // Only the weight is re-initialised; the bias keeps PyTorch's default U(±1/√fan_in).
         let bound = 1.0 / (FEATURES as f32).sqrt();
         let fc_bias = g.parameter("fc.bias", &[k], init.uniform(k, -bound, bound));
-        let mut sf_heads = Vec::new();
-        if let Some(options) = &config.sf_head {
-            for (i, &b) in options.blocks.iter().enumerate() {
-                let width = BLOCKS[b - 1].1;
-                let prefix = format!("sf_heads.{i}");
-                let head = SfHead::new(
-                    g,
-                    &prefix,
-                    &format!("l{b}"),
-                    width,
-                    options.groups,
-                    &mut init,
-                )
-                .unwrap_or_else(|e| panic!("{e}"));
-                blocks[b - 1].sf_head = Some(sf_heads.len());
-                sf_heads.push(head);
-            }
-        }
+        let widths = BLOCKS.map(|b| b.1);
+        let sf_heads = AttachedHeads::new(g, config.sf_head.as_ref(), &widths, &mut init);
         Self {
             config,
             data_bn,
@@ -460,23 +436,14 @@ impl CtrGcn {
         let h = self.data_bn.apply(g, h, mode);
         let mut h = permute(g, h, &[n, m, v, c, t], &[0, 1, 3, 4, 2], &[n * m, c, t, v]);
         let mut features: Vec<SfFeatures> = Vec::new();
-        for block in &self.blocks {
-            let mut y = match &block.gcn {
+        for (i, block) in self.blocks.iter().enumerate() {
+            let y = match &block.gcn {
                 Gcn::Ctr(unit) => unit.forward(g, h, mode),
                 Gcn::St(unit) => unit.forward(g, h, mode),
                 Gcn::Aa(unit) => unit.forward(g, h, mode),
                 Gcn::Agcn(unit) => unit.forward(g, h, mode),
             };
-            if let (Some(i), Some(options)) = (block.sf_head, &self.config.sf_head) {
-                let inline = options.placement == Placement::Inline;
-                if inline || mode == Mode::Train {
-                    let (out, f) = self.sf_heads[i].forward(g, y, mode);
-                    features.push(f);
-                    if inline {
-                        y = out;
-                    }
-                }
-            }
+            let y = self.sf_heads.apply(g, i, y, mode, &mut features);
             let y = match &block.tcn {
                 Tcn::Ms(tcn) => tcn.forward(g, y, mode),
                 Tcn::Unit(tcn) => tcn.forward(g, y, mode),
@@ -495,53 +462,11 @@ impl CtrGcn {
         let h = reshape(g, h, &[n, m, hs[1], hs[2] * hs[3]]);
         let pooled = mean(g, h, &[1, 3]);
         let logits = linear(g, pooled, self.fc_weight, Some(self.fc_bias));
-        let losses = match &self.config.sf_head {
-            Some(options) if mode == Mode::Train => sf_head_losses(g, options, &features, n, m),
-            _ => Vec::new(),
-        };
+        let losses = self.sf_heads.losses(g, &features, n, m, mode);
         ModelOutput {
             losses,
             features: Some(pooled),
             ..logits.into()
         }
     }
-}
-
-/// F-CL and F-RL of every head, summed or averaged over the heads as `options` say.
-pub fn sf_head_losses(
-    g: &mut Graph,
-    options: &SfHeadOptions,
-    features: &[SfFeatures],
-    samples: usize,
-    persons: usize,
-) -> Vec<LossTerm> {
-    let loss = &options.loss;
-    let mut total: Option<(TensorId, TensorId)> = None;
-    for f in features {
-        let head = loss.losses(g, f, samples, persons);
-        total = Some(match total {
-            None => (head.con, head.red),
-            Some((con, red)) => (add(g, con, head.con), add(g, red, head.red)),
-        });
-    }
-    let Some((mut con, mut red)) = total else {
-        return Vec::new();
-    };
-    if loss.heads == Combine::Mean {
-        let share = 1.0 / features.len() as f32;
-        con = scale(g, con, share);
-        red = scale(g, red, share);
-    }
-    vec![
-        LossTerm {
-            name: "con",
-            value: con,
-            weight: loss.lambda_con,
-        },
-        LossTerm {
-            name: "red",
-            value: red,
-            weight: loss.lambda_red,
-        },
-    ]
 }

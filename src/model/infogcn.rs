@@ -16,11 +16,12 @@
 //!
 //! With SF-Head, a head reads the SA-GC output of each chosen block, as on CTR-GCN.
 
-use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS, Placement, sf_head_losses};
+use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS};
 use super::init::Init;
-use super::layers::{Conv, Dense, JointEmbedding};
+use super::layers::{Conv, Dense, JointEmbedding, identity_stack};
 use super::ms_tcn::{MsTcn, TcnInit, UnitTcn};
-use super::sf_head::{SfFeatures, SfHead};
+use super::sf_attach::AttachedHeads;
+use super::sf_head::SfFeatures;
 use super::{LossTerm, ModelOutput};
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
@@ -95,30 +96,13 @@ impl SaGc {
         init: &mut Init,
     ) -> Self {
         let v = joints;
-        let mut identity = vec![0.0; HEADS * v * v];
-        for h in 0..HEADS {
-            for j in 0..v {
-                identity[(h * v + j) * v + j] = 1.0;
-            }
-        }
         let shared_topology = g.parameter(
             &format!("{prefix}.shared_topology"),
             &[HEADS, v, v],
-            identity,
+            identity_stack(HEADS, v),
         );
-        // conv_branch_init: N(0, √(2/(C_out·C_in·1·heads))), bias 0.
-        let std = (2.0 / (cout * cin * HEADS) as f32).sqrt();
         let conv_d = (0..HEADS)
-            .map(|h| {
-                let name = format!("{prefix}.conv_d.{h}");
-                let weight = g.parameter(
-                    &format!("{name}.weight"),
-                    &[cout, cin, 1, 1],
-                    init.normal(cout * cin, 0.0, std),
-                );
-                let bias = g.parameter(&format!("{name}.bias"), &[cout], vec![0.0; cout]);
-                Conv { weight, bias }
-            })
+            .map(|h| Conv::branch(g, &format!("{prefix}.conv_d.{h}"), [cout, cin], HEADS, init))
             .collect();
         let down = (cin != cout).then(|| {
             let conv = Conv::kaiming(g, &format!("{prefix}.down.0"), [cout, cin, 1, 1], init);
@@ -213,8 +197,6 @@ struct Block {
     gcn: SaGc,
     tcn: MsTcn,
     residual: Residual,
-    /// Index into `InfoGcn::sf_heads` of the head attached here.
-    sf_head: Option<usize>,
 }
 
 pub struct InfoGcn {
@@ -226,7 +208,7 @@ pub struct InfoGcn {
     fc_logvar: Dense,
     decoder: Dense,
     z_prior: TensorId,
-    sf_heads: Vec<SfHead>,
+    sf_heads: AttachedHeads,
 }
 
 impl InfoGcn {
@@ -236,7 +218,7 @@ impl InfoGcn {
         let mut init = Init::new(seed);
         let (v, m, k) = (config.joints(), config.persons, config.classes);
         let embedding = JointEmbedding::new(g, (v, m, EMBEDDING), &mut init);
-        let mut blocks: Vec<Block> = BLOCKS
+        let blocks: Vec<Block> = BLOCKS
             .iter()
             .enumerate()
             .map(|(i, &(cin, cout, stride))| {
@@ -256,12 +238,7 @@ impl InfoGcn {
                     let name = format!("{prefix}.residual");
                     Residual::Unit(UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init))
                 };
-                Block {
-                    gcn,
-                    tcn,
-                    residual,
-                    sf_head: None,
-                }
+                Block { gcn, tcn, residual }
             })
             .collect();
         let fc = Dense::xavier_relu(g, "fc", [LATENT, LATENT], &mut init);
@@ -274,24 +251,8 @@ impl InfoGcn {
             &[k, LATENT],
             init.orthogonal(k, LATENT, PRIOR_GAIN),
         );
-        let mut sf_heads = Vec::new();
-        if let Some(options) = &config.sf_head {
-            for (i, &b) in options.blocks.iter().enumerate() {
-                let width = BLOCKS[b - 1].1;
-                let prefix = format!("sf_heads.{i}");
-                let head = SfHead::new(
-                    g,
-                    &prefix,
-                    &format!("l{b}"),
-                    width,
-                    options.groups,
-                    &mut init,
-                )
-                .unwrap_or_else(|e| panic!("{e}"));
-                blocks[b - 1].sf_head = Some(sf_heads.len());
-                sf_heads.push(head);
-            }
-        }
+        let widths = BLOCKS.map(|b| b.1);
+        let sf_heads = AttachedHeads::new(g, config.sf_head.as_ref(), &widths, &mut init);
         Self {
             config,
             embedding,
@@ -330,18 +291,9 @@ impl InfoGcn {
         let joints = permute(g, x, &shape, &[0, 4, 2, 3, 1], &[n * m * t * v, c]);
         let mut h = self.embedding.forward(g, joints, [n, m, t, v], mode);
         let mut features: Vec<SfFeatures> = Vec::new();
-        for block in &self.blocks {
-            let mut y = block.gcn.forward(g, h, mode);
-            if let (Some(i), Some(options)) = (block.sf_head, &self.config.sf_head) {
-                let inline = options.placement == Placement::Inline;
-                if inline || mode == Mode::Train {
-                    let (out, f) = self.sf_heads[i].forward(g, y, mode);
-                    features.push(f);
-                    if inline {
-                        y = out;
-                    }
-                }
-            }
+        for (i, block) in self.blocks.iter().enumerate() {
+            let y = block.gcn.forward(g, h, mode);
+            let y = self.sf_heads.apply(g, i, y, mode, &mut features);
             let y = block.tcn.forward(g, y, mode);
             // InfoGCN's MS-TCN ends in a ReLU of its own.
             let y = relu(g, y);
@@ -391,13 +343,8 @@ impl InfoGcn {
             }
         };
         output.smoothing = SMOOTHING;
-        if let Some(options) = &self.config.sf_head {
-            if mode == Mode::Train {
-                output
-                    .losses
-                    .extend(sf_head_losses(g, options, &features, n, m));
-            }
-        }
+        let sf_losses = self.sf_heads.losses(g, &features, n, m, mode);
+        output.losses.extend(sf_losses);
         output
     }
 }

@@ -46,6 +46,26 @@ impl Conv {
         }
     }
 
+    /// A 1×1 conv of one of `branches` summed branches, as `conv_branch_init` starts it:
+    /// weight N(0, √(2/(C_out·C_in·branches))), bias 0.
+    pub fn branch(
+        g: &mut Graph,
+        prefix: &str,
+        [cout, cin]: [usize; 2],
+        branches: usize,
+        init: &mut Init,
+    ) -> Self {
+        let std = (2.0 / (cout * cin * branches) as f32).sqrt();
+        Self {
+            weight: g.parameter(
+                &format!("{prefix}.weight"),
+                &[cout, cin, 1, 1],
+                init.normal(cout * cin, 0.0, std),
+            ),
+            bias: g.parameter(&format!("{prefix}.bias"), &[cout], vec![0.0; cout]),
+        }
+    }
+
     /// The convolution as a 1×1 convolution of `x` (B, C_in, ...).
     pub fn apply_1x1(&self, g: &mut Graph, x: TensorId) -> TensorId {
         conv1x1(g, x, self.weight, Some(self.bias))
@@ -105,6 +125,15 @@ impl Dense {
     pub fn apply(&self, g: &mut Graph, x: TensorId) -> TensorId {
         linear(g, x, self.weight, Some(self.bias))
     }
+}
+
+/// `count` V×V identity matrices one after the other: the start of a learnable adjacency.
+pub fn identity_stack(count: usize, v: usize) -> Vec<f32> {
+    let mut values = vec![0.0; count * v * v];
+    for block in values.chunks_exact_mut(v * v) {
+        (0..v).for_each(|j| block[j * v + j] = 1.0);
+    }
+    values
 }
 
 /// InfoGCN's and BlockGCN's input: each joint's coordinates through a Linear layer

@@ -9,6 +9,7 @@ pub mod init;
 pub mod layers;
 pub mod ms_tcn;
 pub mod network;
+pub mod sf_attach;
 pub mod sf_head;
 pub mod stgcn;
 pub mod summary;

@@ -12,7 +12,7 @@
 //!   [`UnitTcn`](super::ms_tcn::UnitTcn) with k = [`TEMPORAL_KERNEL`].
 
 use super::init::Init;
-use super::layers::Conv;
+use super::layers::{Conv, identity_stack};
 use super::unit_gcn::Down;
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
@@ -48,29 +48,15 @@ impl StGcnUnit {
         joints: usize,
         init: &mut Init,
     ) -> Self {
-        let mut identity = vec![0.0; SUBSETS * joints * joints];
-        for k in 0..SUBSETS {
-            for v in 0..joints {
-                identity[(k * joints + v) * joints + v] = 1.0;
-            }
-        }
         let pa = g.parameter(
             &format!("{prefix}.PA"),
             &[SUBSETS, joints, joints],
-            identity,
+            identity_stack(SUBSETS, joints),
         );
-        let branch_std = (2.0 / (cout * cin * SUBSETS) as f32).sqrt();
         let conv_d = (0..SUBSETS)
             .map(|i| {
                 let key = format!("{prefix}.conv_d.{i}");
-                Conv {
-                    weight: g.parameter(
-                        &format!("{key}.weight"),
-                        &[cout, cin, 1, 1],
-                        init.normal(cout * cin, 0.0, branch_std),
-                    ),
-                    bias: g.parameter(&format!("{key}.bias"), &[cout], vec![0.0; cout]),
-                }
+                Conv::branch(g, &key, [cout, cin], SUBSETS, init)
             })
             .collect();
         let down = (cin != cout).then(|| Down {
