@@ -1,6 +1,6 @@
 //! `sfhead train` on the bundled NW-UCLA set (its main job: CTR-GCN + SF-Head), cut down to
 //! seconds: the same configuration gives bit-identical runs, and a run stopped and resumed matches
-//! an uninterrupted one.
+//! an uninterrupted one (also InfoGCN's, whose latent noise must be drawn again the same).
 
 use std::path::{Path, PathBuf};
 
@@ -53,26 +53,20 @@ fn without_times(logs: &[EpochLog]) -> Vec<EpochLog> {
         .collect()
 }
 
-#[test]
-fn a_resumed_run_matches_an_uninterrupted_one() {
+/// Trains `config` for two epochs straight and for one epoch plus a resumed second: the logs
+/// and the last checkpoint must be the same bit for bit. Returns the straight run's logs.
+fn resume_matches(tag: &str, config: impl Fn(usize) -> TrainConfig) -> Vec<EpochLog> {
     let gpu = gpu();
-    let straight = work_dir("straight");
-    let whole = train(&gpu, &tiny(2), &straight, false, |_| {}).unwrap();
+    let straight = work_dir(&format!("{tag}-straight"));
+    let whole = train(&gpu, &config(2), &straight, false, |_| {}).unwrap();
     assert_eq!(whole.epochs.len(), 2);
-    for log in &whole.epochs {
-        assert_eq!(log.batch_losses.len(), 2);
-        assert!(log.batch_losses.iter().all(|l| l.is_finite()));
-        assert_eq!(log.test_samples, 4);
-        let terms: Vec<&str> = log.loss_terms.keys().map(String::as_str).collect();
-        assert_eq!(terms, ["ce", "con", "red"]);
-    }
     assert!(straight.join("best.safetensors").exists());
     assert!(straight.join("best_scores.safetensors").exists());
 
-    let split = work_dir("split");
-    train(&gpu, &tiny(1), &split, false, |_| {}).unwrap();
+    let split = work_dir(&format!("{tag}-split"));
+    train(&gpu, &config(1), &split, false, |_| {}).unwrap();
     let mut reported = Vec::new();
-    let resumed = train(&gpu, &tiny(2), &split, true, |l| reported.push(l.epoch)).unwrap();
+    let resumed = train(&gpu, &config(2), &split, true, |l| reported.push(l.epoch)).unwrap();
     assert_eq!(reported, vec![1], "only the missing epoch runs");
     assert_eq!(without_times(&resumed.epochs), without_times(&whole.epochs));
     assert_eq!(
@@ -81,6 +75,37 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
     );
     for dir in [straight, split] {
         std::fs::remove_dir_all(dir).unwrap();
+    }
+    whole.epochs
+}
+
+#[test]
+fn a_resumed_run_matches_an_uninterrupted_one() {
+    for log in resume_matches("ctrgcn", tiny) {
+        assert_eq!(log.batch_losses.len(), 2);
+        assert!(log.batch_losses.iter().all(|l| l.is_finite()));
+        assert_eq!(log.test_samples, 4);
+        let terms: Vec<&str> = log.loss_terms.keys().map(String::as_str).collect();
+        assert_eq!(terms, ["ce", "con", "red"]);
+    }
+}
+
+#[test]
+fn a_resumed_infogcn_run_draws_the_same_latent_noise() {
+    // The latent noise is keyed by seed and epoch, so the resumed epoch draws what the
+    // uninterrupted one did.
+    let infogcn = |epochs| {
+        tiny(epochs)
+            .with_overrides(&[
+                "model=infogcn".into(),
+                "sfhead=off".into(),
+                "lr=0.001".into(),
+            ])
+            .unwrap()
+    };
+    for log in resume_matches("infogcn", infogcn) {
+        let terms: Vec<&str> = log.loss_terms.keys().map(String::as_str).collect();
+        assert_eq!(terms, ["ce", "l2_z_mean", "mmd"]);
     }
 }
 

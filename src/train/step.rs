@@ -64,9 +64,9 @@ pub struct TrainStep {
     terms: Vec<(&'static str, TensorId)>,
     gradients: Vec<(String, TensorId)>,
     classes: usize,
-    /// The model's noise inputs and where their values come from.
-    /// Each noise input with its element count.
+    /// The model's noise inputs, each with its element count.
     noise: Vec<(TensorId, usize)>,
+    /// Where their values come from.
     noise_source: RefCell<NoiseSource>,
 }
 
