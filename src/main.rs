@@ -73,8 +73,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Write a checkpoint's model as a plain PyTorch state dict (safetensors) that the reference
-    /// CTR-GCN loads with `strict=True`.
+    /// Write a checkpoint's model as a plain PyTorch state dict (safetensors) that the official
+    /// PyTorch model of its backbone loads with `strict=True`.
     Export {
         checkpoint: PathBuf,
         #[arg(long)]

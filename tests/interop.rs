@@ -25,6 +25,8 @@ use sfhead::engine::{Data, Executor, Graph, Store};
 use sfhead::gpu::Gpu;
 use sfhead::interop::{InteropError, export, import};
 use sfhead::model::ctrgcn::CtrGcn;
+use sfhead::model::infogcn::Z_PRIOR;
+use sfhead::model::network::Network;
 use sfhead::ops::batch_norm::Mode;
 use sfhead::ops::sgd::SgdConfig;
 use sfhead::testing::gpu;
@@ -400,7 +402,7 @@ fn a_trained_inline_checkpoint_exports_with_its_heads() {
 /// A checkpoint of `config`'s initial model as training writes it, plus one optimiser tensor.
 fn initial_checkpoint(config: &TrainConfig, path: &Path) {
     let mut g = Graph::new();
-    CtrGcn::new(&mut g, config.model().unwrap(), config.seed);
+    Network::new(&mut g, config.model().unwrap(), config.seed);
     let mut tensors: Vec<OutputTensor> = g
         .tensors()
         .filter(|(_, t)| t.role.is_stored())
@@ -435,7 +437,10 @@ fn a_tap_checkpoint_exports_as_plain_ctrgcn_and_imports_back() {
         ),
         (822, 300, 1)
     );
-    assert!(report.to_string().contains("plain CTR-GCN"), "{report}");
+    assert!(
+        report.to_string().contains("the plain backbone"),
+        "{report}"
+    );
     let (tensors, metadata) = read(&exported);
     assert_matches_listing(&tensors, "ctrgcn");
     assert_eq!(metadata["sfhead"], "off");
@@ -466,6 +471,38 @@ fn a_tap_checkpoint_exports_as_plain_ctrgcn_and_imports_back() {
         }
     }
     keep(&exported, "ctrgcn_sfhead_tap", &clips(), None);
+}
+
+#[test]
+fn infogcn_exports_without_its_class_prior_and_imports_rebuilding_it() {
+    let config = TrainConfig::preset("infogcn-ucla").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("infogcn.safetensors");
+    initial_checkpoint(&config, &checkpoint);
+    let exported = dir.path().join("exported.safetensors");
+    let report = export(&checkpoint, &exported).unwrap();
+    assert!(
+        report.to_string().starts_with("InfoGCN for ucla"),
+        "{report}"
+    );
+    let (tensors, _) = read(&exported);
+    let (saved, _) = read(&checkpoint);
+    assert!(!tensors.contains_key(Z_PRIOR));
+    // Everything else of the checkpoint but the optimiser tensor.
+    assert_eq!(tensors.len(), saved.len() - 2);
+    let reimported = dir.path().join("reimported.safetensors");
+    let report = import(&exported, &config, &reimported).unwrap();
+    assert_eq!(report.rebuilt, [Z_PRIOR]);
+    assert!(report.initialised.is_empty());
+    let (back, _) = read(&reimported);
+    assert_eq!(
+        back.get(Z_PRIOR),
+        saved.get(Z_PRIOR),
+        "the seed's prior again"
+    );
+    for (key, t) in &tensors {
+        assert_eq!(Some(t), back.get(key), "`{key}`");
+    }
 }
 
 /// The input error of a failed import or export.

@@ -24,7 +24,8 @@ pub struct ExportReport {
     pub tensors: usize,
     /// Optimiser tensors (`optim.*`) left out.
     pub dropped_optimiser: usize,
-    /// Tensors of training-only (tap) SF-Heads left out: the exported network is plain CTR-GCN.
+    /// Tensors of training-only (tap) SF-Heads left out: the exported network is the plain
+    /// backbone.
     pub dropped_sf_heads: usize,
     /// Tensors of in-line SF-Heads kept: the PyTorch counterpart has the heads in-line.
     pub kept_sf_heads: usize,
@@ -43,7 +44,7 @@ impl fmt::Display for ExportReport {
         if self.dropped_sf_heads > 0 {
             write!(
                 f,
-                "\nleft out the {} tensors of the training-only SF-Heads (`{SF_HEADS_PREFIX}*`): the exported network is plain CTR-GCN",
+                "\nleft out the {} tensors of the training-only SF-Heads (`{SF_HEADS_PREFIX}*`): the exported network is the plain backbone",
                 self.dropped_sf_heads
             )?;
         }

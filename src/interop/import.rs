@@ -23,9 +23,12 @@ pub struct ImportReport {
     pub stripped_prefix: bool,
     /// Tensors stored as F64 in the file, rounded to f32.
     pub narrowed: usize,
-    /// Keys of training-only (tap) SF-Heads the file does not have (a PyTorch CTR-GCN has none):
-    /// they take the initial values of the configuration's seed.
+    /// Keys of training-only (tap) SF-Heads the file does not have (a PyTorch backbone has
+    /// none): they take the initial values of the configuration's seed.
     pub initialised: Vec<String>,
+    /// Buffers the official model keeps outside its state dict (InfoGCN's class prior), rebuilt
+    /// from the configuration's seed.
+    pub rebuilt: Vec<String>,
 }
 
 impl fmt::Display for ImportReport {
@@ -47,6 +50,13 @@ impl fmt::Display for ImportReport {
                 self.initialised.len()
             )?;
         }
+        if !self.rebuilt.is_empty() {
+            write!(
+                f,
+                "\nrebuilt from the seed, as the official model does, what its state dict does not hold: {}",
+                self.rebuilt.join(", ")
+            )?;
+        }
         Ok(())
     }
 }
@@ -57,8 +67,9 @@ impl fmt::Display for ImportReport {
 /// the metadata of a training checkpoint at epoch 0, without optimiser state (a fresh SGD).
 ///
 /// Two allowances, both reported: DataParallel's `module.` prefix on every key is removed, and
-/// with SF-Head as a training-only tap a file without any `sf_heads.*` key (a plain CTR-GCN)
-/// gets the heads' initial values.
+/// with SF-Head as a training-only tap a file without any `sf_heads.*` key (a plain backbone)
+/// gets the heads' initial values; InfoGCN's class prior, which the official state dict lacks,
+/// is rebuilt from the seed.
 pub fn import(
     state_dict: &Path,
     config: &TrainConfig,
@@ -135,10 +146,15 @@ pub fn import(
         stripped_prefix,
         narrowed: 0,
         initialised: Vec::new(),
+        rebuilt: Vec::new(),
     };
     for entry in &entries {
         if initialised(entry) {
-            report.initialised.push(entry.key.clone());
+            if entry.is_outside_state_dict() {
+                report.rebuilt.push(entry.key.clone());
+            } else {
+                report.initialised.push(entry.key.clone());
+            }
             tensors.push(if entry.is_counter() {
                 OutputTensor::counter(&entry.key, 0)
             } else {

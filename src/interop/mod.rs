@@ -1,7 +1,7 @@
 //! PyTorch interop, both ways (docs/interop.md).
 //!
 //! - [`export`]: an sfhead checkpoint as a plain state dict, what
-//!   `safetensors.torch.load_file` reads and the PyTorch CTR-GCN loads with `strict=True`: the
+//!   `safetensors.torch.load_file` reads and the official PyTorch model loads with `strict=True`: the
 //!   model's keys, shapes and dtypes only (f32 parameters and buffers, int64 scalar
 //!   `num_batches_tracked`), without optimiser state; training-only (tap) SF-Heads are dropped,
 //!   in-line ones kept.
