@@ -106,10 +106,17 @@ fn load_b(sample: u32, l: u32, col: u32) -> f32 {
             let t = col / p.joints;
             let v = col % p.joints;
             let num = i32(t + p.pad) - i32(j * p.dilation);
-            if num < 0 || u32(num) % p.stride != 0u {
+            if num < 0 {
                 return 0.0;
             }
-            let to = u32(num) / p.stride;
+            // Unit stride (every TCN but the strided blocks') needs no division.
+            var to = u32(num);
+            if p.stride != 1u {
+                if to % p.stride != 0u {
+                    return 0.0;
+                }
+                to /= p.stride;
+            }
             if to >= p.t_out {
                 return 0.0;
             }
