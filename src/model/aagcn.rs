@@ -22,7 +22,7 @@
 use crate::engine::{Graph, TensorId};
 use crate::model::init::Init;
 use crate::model::layers::Conv;
-use crate::model::unit_gcn::Down;
+use crate::model::unit_gcn::{Down, normalise_add_down};
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::bmm::bmm;
 use crate::ops::mul::{mul, scale};
@@ -180,7 +180,14 @@ impl AaGcnUnit {
                 None => z,
             });
         }
-        let y = normalise_add_down(g, x, sum, &self.bn, self.down.as_ref(), mode);
+        let y = normalise_add_down(
+            g,
+            x,
+            sum.expect("three subsets"),
+            &self.bn,
+            self.down.as_ref(),
+            mode,
+        );
         let y = self.spatial_attention(g, y);
         let y = self.temporal_attention(g, y);
         self.channel_attention(g, y)
@@ -282,7 +289,14 @@ impl AgcnUnit {
                 None => z,
             });
         }
-        normalise_add_down(g, x, sum, &self.bn, self.down.as_ref(), mode)
+        normalise_add_down(
+            g,
+            x,
+            sum.expect("three subsets"),
+            &self.bn,
+            self.down.as_ref(),
+            mode,
+        )
     }
 }
 
@@ -293,10 +307,7 @@ fn down_and_bn(
     (cin, cout): (usize, usize),
     init: &mut Init,
 ) -> (Option<Down>, BatchNorm) {
-    let down = (cin != cout).then(|| Down {
-        conv: Conv::kaiming(g, &format!("{prefix}.down.0"), [cout, cin, 1, 1], init),
-        bn: BatchNorm::new(g, &format!("{prefix}.down.1"), cout),
-    });
+    let down = Down::new(g, prefix, (cin, cout), init);
     let bn = BatchNorm::with_weight(g, &format!("{prefix}.bn"), vec![1e-6; cout]);
     (down, bn)
 }
@@ -324,27 +335,6 @@ fn aggregate_project(g: &mut Graph, x: TensorId, a: TensorId, conv_d: Conv) -> T
     let z = bmm(g, rows, a, false, false);
     let z = reshape(g, z, &[b, c, t, v]);
     conv_d.apply_1x1(g, z)
-}
-
-/// ReLU(BN(sum of the subsets) + down(x)), down the input or a 1×1 conv + BN.
-fn normalise_add_down(
-    g: &mut Graph,
-    x: TensorId,
-    sum: Option<TensorId>,
-    bn: &BatchNorm,
-    down: Option<&Down>,
-    mode: Mode,
-) -> TensorId {
-    let y = bn.apply(g, sum.expect("three subsets"), mode);
-    let residual = match down {
-        Some(down) => {
-            let h = down.conv.apply_1x1(g, x);
-            down.bn.apply(g, h, mode)
-        }
-        None => x,
-    };
-    let y = add(g, y, residual);
-    relu(g, y)
 }
 
 /// Three 1×1 convs `{prefix}.{name}.{i}` C_in → width, kaiming_normal (fan out), zero bias;

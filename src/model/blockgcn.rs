@@ -24,6 +24,7 @@ use super::layers::{Conv, Dense, JointEmbedding, identity_stack};
 use super::ms_tcn::{MsTcn, UnitTcn};
 use super::sf_attach::AttachedHeads;
 use super::sf_head::SfFeatures;
+use super::unit_gcn::{Down, normalise_add_down};
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::bmm::bmm;
@@ -103,7 +104,7 @@ struct BlockGc {
     rpe: TensorId,
     /// `fc2.{i}`: grouped convs (C_out, C_in/H, 1, 1).
     fc2: Vec<Conv>,
-    down: Option<(Conv, BatchNorm)>,
+    down: Option<Down>,
     bn: BatchNorm,
 }
 
@@ -132,10 +133,7 @@ impl BlockGc {
                 Conv::kaiming(g, &format!("{prefix}.fc2.{i}"), shape, init)
             })
             .collect();
-        let down = (cin != cout).then(|| {
-            let conv = Conv::kaiming(g, &format!("{prefix}.down.0"), [cout, cin, 1, 1], init);
-            (conv, BatchNorm::new(g, &format!("{prefix}.down.1"), cout))
-        });
+        let down = Down::new(g, prefix, (cin, cout), init);
         let bn = BatchNorm::with_weight(g, &format!("{prefix}.bn"), vec![1e-6; cout]);
         Self {
             fc1,
@@ -196,16 +194,7 @@ impl BlockGc {
             .fold(self.fc2[0].bias, |sum, conv| add(g, sum, conv.bias));
         let bias = expand(g, bias, &[b, cout, t, v], &[0, 2, 3], 1.0);
         let y = add(g, y, bias);
-        let y = self.bn.apply(g, y, mode);
-        let down = match &self.down {
-            Some((conv, bn)) => {
-                let r = conv.apply_1x1(g, x);
-                bn.apply(g, r, mode)
-            }
-            None => x,
-        };
-        let y = add(g, y, down);
-        relu(g, y)
+        normalise_add_down(g, x, y, &self.bn, self.down.as_ref(), mode)
     }
 }
 

@@ -304,6 +304,17 @@ impl CtrGcn {
                     joints: v,
                 };
                 let (gcn_prefix, tcn_prefix) = (format!("{prefix}.gcn1"), format!("{prefix}.tcn1"));
+                // ST-GCN's, MS-AAGCN's and 2s-AGCN's TCN: one k×1 conv + BN.
+                let unit_tcn = |g: &mut Graph, kernel: usize, init: &mut Init| {
+                    Tcn::Unit(UnitTcn::new(
+                        g,
+                        &tcn_prefix,
+                        (cout, cout),
+                        kernel,
+                        stride,
+                        init,
+                    ))
+                };
                 let (gcn, tcn) = match config.backbone {
                     Backbone::Ctrgcn => (
                         Gcn::Ctr(Box::new(UnitGcn::new(
@@ -321,62 +332,26 @@ impl CtrGcn {
                             &mut init,
                         ))),
                     ),
-                    Backbone::Stgcn => (
-                        Gcn::St(Box::new(StGcnUnit::new(
-                            g,
-                            &gcn_prefix,
-                            (cin, cout),
-                            v,
-                            &mut init,
-                        ))),
-                        Tcn::Unit(UnitTcn::new(
-                            g,
-                            &tcn_prefix,
-                            (cout, cout),
-                            stgcn::TEMPORAL_KERNEL,
-                            stride,
-                            &mut init,
-                        )),
-                    ),
-                    Backbone::Aagcn => (
-                        Gcn::Aa(Box::new(AaGcnUnit::new(
-                            g,
-                            &gcn_prefix,
-                            (cin, cout),
-                            adjacency.as_slice(),
-                            v,
-                            &mut init,
-                        ))),
-                        Tcn::Unit(UnitTcn::new(
-                            g,
-                            &tcn_prefix,
-                            (cout, cout),
-                            aagcn::TEMPORAL_KERNEL,
-                            stride,
-                            &mut init,
-                        )),
-                    ),
+                    Backbone::Stgcn => {
+                        let gcn = StGcnUnit::new(g, &gcn_prefix, (cin, cout), v, &mut init);
+                        let tcn = unit_tcn(g, stgcn::TEMPORAL_KERNEL, &mut init);
+                        (Gcn::St(Box::new(gcn)), tcn)
+                    }
+                    Backbone::Aagcn => {
+                        let a = adjacency.as_slice();
+                        let gcn = AaGcnUnit::new(g, &gcn_prefix, (cin, cout), a, v, &mut init);
+                        let tcn = unit_tcn(g, aagcn::TEMPORAL_KERNEL, &mut init);
+                        (Gcn::Aa(Box::new(gcn)), tcn)
+                    }
+                    Backbone::Agcn => {
+                        let a = adjacency.as_slice();
+                        let gcn = AgcnUnit::new(g, &gcn_prefix, (cin, cout), a, v, &mut init);
+                        let tcn = unit_tcn(g, aagcn::TEMPORAL_KERNEL, &mut init);
+                        (Gcn::Agcn(Box::new(gcn)), tcn)
+                    }
                     Backbone::Infogcn | Backbone::Blockgcn => {
                         unreachable!("{} is a network of its own", config.backbone.title())
                     }
-                    Backbone::Agcn => (
-                        Gcn::Agcn(Box::new(AgcnUnit::new(
-                            g,
-                            &gcn_prefix,
-                            (cin, cout),
-                            adjacency.as_slice(),
-                            v,
-                            &mut init,
-                        ))),
-                        Tcn::Unit(UnitTcn::new(
-                            g,
-                            &tcn_prefix,
-                            (cout, cout),
-                            aagcn::TEMPORAL_KERNEL,
-                            stride,
-                            &mut init,
-                        )),
-                    ),
                 };
                 let residual = if i == 0 {
                     Residual::Zero

@@ -22,6 +22,7 @@ use super::layers::{Conv, Dense, JointEmbedding, identity_stack};
 use super::ms_tcn::{MsTcn, TcnInit, UnitTcn};
 use super::sf_attach::AttachedHeads;
 use super::sf_head::SfFeatures;
+use super::unit_gcn::{Down, normalise_add_down};
 use super::{LossTerm, ModelOutput};
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
@@ -78,7 +79,7 @@ struct SaGc {
     shared_topology: TensorId,
     /// `conv_d.{h}`, one per head.
     conv_d: Vec<Conv>,
-    down: Option<(Conv, BatchNorm)>,
+    down: Option<Down>,
     bn: BatchNorm,
     to_qk: Dense,
     ln_weight: TensorId,
@@ -104,10 +105,7 @@ impl SaGc {
         let conv_d = (0..HEADS)
             .map(|h| Conv::branch(g, &format!("{prefix}.conv_d.{h}"), [cout, cin], HEADS, init))
             .collect();
-        let down = (cin != cout).then(|| {
-            let conv = Conv::kaiming(g, &format!("{prefix}.down.0"), [cout, cin, 1, 1], init);
-            (conv, BatchNorm::new(g, &format!("{prefix}.down.1"), cout))
-        });
+        let down = Down::new(g, prefix, (cin, cout), init);
         let bn = BatchNorm::with_weight(g, &format!("{prefix}.bn"), vec![1e-6; cout]);
         let hidden = cin / 8;
         let qk = 2 * HEADS * hidden;
@@ -174,16 +172,7 @@ impl SaGc {
             .iter()
             .fold(self.conv_d[0].bias, |sum, conv| add(g, sum, conv.bias));
         let out = conv1x1(g, z, weight, Some(bias));
-        let out = self.bn.apply(g, out, mode);
-        let down = match &self.down {
-            Some((conv, bn)) => {
-                let r = conv.apply_1x1(g, x);
-                bn.apply(g, r, mode)
-            }
-            None => x,
-        };
-        let out = add(g, out, down);
-        relu(g, out)
+        normalise_add_down(g, x, out, &self.bn, self.down.as_ref(), mode)
     }
 }
 

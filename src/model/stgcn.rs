@@ -13,14 +13,14 @@
 
 use super::init::Init;
 use super::layers::{Conv, identity_stack};
-use super::unit_gcn::Down;
+use super::unit_gcn::{Down, normalise_add_down};
 use crate::engine::{Graph, TensorId};
+use crate::ops::add::add;
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::col_norm::col_l2_normalize;
 use crate::ops::concat::split;
 use crate::ops::matmul::matmul;
 use crate::ops::reshape::reshape;
-use crate::ops::{add::add, relu::relu};
 
 /// Adjacency subsets of a unit.
 pub const SUBSETS: usize = 3;
@@ -59,10 +59,7 @@ impl StGcnUnit {
                 Conv::branch(g, &key, [cout, cin], SUBSETS, init)
             })
             .collect();
-        let down = (cin != cout).then(|| Down {
-            conv: Conv::kaiming(g, &format!("{prefix}.down.0"), [cout, cin, 1, 1], init),
-            bn: BatchNorm::new(g, &format!("{prefix}.down.1"), cout),
-        });
+        let down = Down::new(g, prefix, (cin, cout), init);
         let bn = BatchNorm::with_weight(g, &format!("{prefix}.bn"), vec![1e-6; cout]);
         Self {
             pa,
@@ -94,15 +91,7 @@ impl StGcnUnit {
                 None => z,
             });
         }
-        let y = self.bn.apply(g, sum.expect("three subsets"), mode);
-        let residual = match &self.down {
-            Some(down) => {
-                let h = down.conv.apply_1x1(g, x);
-                down.bn.apply(g, h, mode)
-            }
-            None => x,
-        };
-        let y = add(g, y, residual);
-        relu(g, y)
+        let sum = sum.expect("three subsets");
+        normalise_add_down(g, x, sum, &self.bn, self.down.as_ref(), mode)
     }
 }

@@ -54,6 +54,50 @@ pub struct Down {
     pub bn: BatchNorm,
 }
 
+impl Down {
+    /// `{prefix}.down.0` (a 1×1 conv, kaiming_normal fan out, zero bias) and `{prefix}.down.1`
+    /// (BN) where the width changes; none, the identity, where it holds.
+    pub fn new(
+        g: &mut Graph,
+        prefix: &str,
+        (cin, cout): (usize, usize),
+        init: &mut Init,
+    ) -> Option<Self> {
+        (cin != cout).then(|| Self {
+            conv: Conv::kaiming(g, &format!("{prefix}.down.0"), [cout, cin, 1, 1], init),
+            bn: BatchNorm::new(g, &format!("{prefix}.down.1"), cout),
+        })
+    }
+}
+
+/// The end of every graph unit: ReLU(BN(y) + down(x)), x itself where there is no down.
+pub fn normalise_add_down(
+    g: &mut Graph,
+    x: TensorId,
+    y: TensorId,
+    bn: &BatchNorm,
+    down: Option<&Down>,
+    mode: Mode,
+) -> TensorId {
+    let y = bn.apply(g, y, mode);
+    let residual = match down {
+        Some(down) => {
+            let h = down.conv.apply_1x1(g, x);
+            down.bn.apply(g, h, mode)
+        }
+        None => {
+            assert_eq!(
+                g.shape(x),
+                g.shape(y),
+                "an identity `down` needs C_in = C_out"
+            );
+            x
+        }
+    };
+    let pre = add(g, y, residual);
+    relu(g, pre)
+}
+
 /// The tensors of one unit. Fields are public so that callers may also run the forward on
 /// tensors of their own (inputs of a gradient check, shared weights).
 #[derive(Debug, Clone, Copy)]
@@ -194,23 +238,8 @@ impl UnitGcn {
                 None => z,
             });
         }
-        let y = self.bn.apply(g, sum.expect("three branches"), mode);
-        let residual = match &self.down {
-            Some(down) => {
-                let h = down.conv.apply_1x1(g, x);
-                down.bn.apply(g, h, mode)
-            }
-            None => {
-                assert_eq!(
-                    g.shape(x),
-                    g.shape(y),
-                    "an identity `down` needs C_in = C_out"
-                );
-                x
-            }
-        };
-        let pre = add(g, y, residual);
-        relu(g, pre)
+        let sum = sum.expect("three branches");
+        normalise_add_down(g, x, sum, &self.bn, self.down.as_ref(), mode)
     }
 }
 
