@@ -157,6 +157,25 @@ enum PrepareDataset {
     Ucla(UclaArgs),
     /// PKU-MMD: cut the labelled instances into a CTR-GCN-layout .npz.
     Pku(PkuArgs),
+    /// A pyskl annotation pickle (`ntu120_3danno.pkl`): two of its splits into a packed file,
+    /// through PreNormalize3D.
+    Pyskl(PysklArgs),
+}
+
+#[derive(Args)]
+struct PysklArgs {
+    /// The annotation pickle.
+    #[arg(long)]
+    pickle: PathBuf,
+    /// The split of the training side.
+    #[arg(long, default_value = "xsub_train")]
+    train: String,
+    /// The split of the test side.
+    #[arg(long, default_value = "xsub_val")]
+    test: String,
+    /// The packed file to write (`.sfpk`).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -513,6 +532,17 @@ fn prepare_dataset(dataset: PrepareDataset) -> anyhow::Result<ExitCode> {
             let outcome = prepare_pku(&paths, &bar)?;
             bar.finish_and_clear();
             outcome
+        }
+        PrepareDataset::Pyskl(a) => {
+            let done = sfhead::data::pyskl::prepare_pyskl(&a.pickle, &a.train, &a.test, &a.out)?;
+            println!(
+                "wrote {} ({} train, {} test, {} classes)",
+                done.path.display(),
+                done.train,
+                done.test,
+                done.classes
+            );
+            return Ok(ExitCode::SUCCESS);
         }
     };
     Ok(report(&outcome))

@@ -49,16 +49,24 @@ fn info_model_prints_the_exact_counts_and_blocks() {
         ("blockgcn", "ntu60", "1372780"),
         ("blockgcn", "ntu120", "1388200"),
         ("blockgcn", "ucla", "1297370"),
+        ("hdgcn", "ntu60", "1659980"),
+        ("hdgcn", "ntu120", "1675400"),
+        ("hdgcn", "ucla", "1606450"),
+        ("protogcn", "ntu60", "4344860"),
+        ("protogcn", "ntu120", "4367960"),
+        ("protogcn", "ucla", "4249980"),
     ] {
         let out = sfhead(&["info", "model", "--model", model, "--dataset", dataset]);
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains(&format!("{total} parameters")), "{text}");
-        // The strided blocks' residual: 64 → 128 (8,576 with its BN) where the widths start
-        // at 64, 128 → 256 (33,536) on BlockGCN's.
+        // The first strided block's residual: 64 → 128 (8,576 with its BN) where the widths
+        // start at 64, 128 → 256 (33,536) on BlockGCN's, 96 → 192 (19,008) in ProtoGCN's
+        // fifth block `gcn.4`.
         assert!(
-            text.contains("l5")
-                && (text.contains("residual 8576") || text.contains("residual 33536")),
+            (text.contains("l5")
+                && (text.contains("residual 8576") || text.contains("residual 33536")))
+                || (text.contains("gcn.4") && text.contains("residual 19008")),
             "{text}"
         );
     }

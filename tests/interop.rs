@@ -505,6 +505,51 @@ fn infogcn_exports_without_its_class_prior_and_imports_rebuilding_it() {
     }
 }
 
+#[test]
+fn hdgcn_exports_the_official_second_keys_and_imports_checking_them() {
+    let config = TrainConfig::preset("hdgcn-ucla").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("hdgcn.safetensors");
+    initial_checkpoint(&config, &checkpoint);
+    let exported = dir.path().join("exported.safetensors");
+    export(&checkpoint, &exported).unwrap();
+    let (mut tensors, _) = read(&exported);
+    let (saved, _) = read(&checkpoint);
+    // conv_d.* repeats the last level's conv.5.* of every block's graph unit, as the official
+    // state dict does.
+    let aliases: Vec<&String> = tensors.keys().filter(|k| k.contains(".conv_d.")).collect();
+    let per_unit = saved
+        .keys()
+        .filter(|k| k.starts_with("l2.gcn1.conv.5."))
+        .count();
+    assert_eq!(aliases.len(), 10 * per_unit);
+    assert_eq!(
+        tensors["l4.gcn1.conv_d.3.conv.0.weight"],
+        saved["l4.gcn1.conv.5.3.conv.0.weight"]
+    );
+    assert_eq!(tensors.len(), saved.len() - 1 + aliases.len());
+    let reimported = dir.path().join("reimported.safetensors");
+    import(&exported, &config, &reimported).unwrap();
+    let (back, _) = read(&reimported);
+    assert_eq!(back.len(), saved.len() - 1);
+    assert!(back.keys().all(|k| !k.contains(".conv_d.")));
+
+    // A second key that disagrees with its original is refused, naming it.
+    let key = "l4.gcn1.conv_d.3.conv.0.weight".to_string();
+    let mut changed = tensors[&key].clone();
+    changed.bytes[0] ^= 1;
+    tensors.insert(key.clone(), changed);
+    let tampered = dir.path().join("tampered.safetensors");
+    write(&tampered, &tensors);
+    let e = input_error(import(
+        &tampered,
+        &config,
+        &dir.path().join("no.safetensors"),
+    ));
+    assert_eq!(e.place, Place::Key(key));
+    assert!(e.message.contains("l4.gcn1.conv.5.3.conv.0.weight"), "{e}");
+}
+
 /// The input error of a failed import or export.
 fn input_error(result: Result<impl std::fmt::Debug, InteropError>) -> DataError {
     match result {

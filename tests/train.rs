@@ -167,6 +167,44 @@ fn the_smoke_preset_runs_the_whole_loop() {
 }
 
 #[test]
+fn the_pyskl_pipeline_trains_and_tests_on_several_clips() {
+    let gpu = gpu();
+    let dir = work_dir("pyskl");
+    let config = tiny(1)
+        .with_overrides(&[
+            "sfhead=off".into(),
+            "pipeline=pyskl".into(),
+            "test_clips=3".into(),
+            "frames=12".into(),
+            "repeat=1".into(),
+        ])
+        .unwrap();
+    let summary = train(&gpu, &config, &dir, false, |_| {}).unwrap();
+    assert!(summary.epochs[0].train_loss.is_finite());
+    let request = EvalRequest {
+        checkpoint: dir.join("last.safetensors"),
+        data: None,
+        part: EvalPart::Test,
+        batch_size: Some(2),
+        limit: 3,
+    };
+    // The evaluation after the epoch took one clip per sample (pyskl's validation); `sfhead
+    // eval` takes three, whose scores are the log of their mean probabilities.
+    let one_clip = Scores::read_safetensors(&dir.join("best_scores.safetensors")).unwrap();
+    let report = evaluate(&gpu, &request).unwrap();
+    assert_eq!(report.scores.names, one_clip.names[..3]);
+    assert_ne!(
+        report.scores.values,
+        one_clip.values[..report.scores.values.len()]
+    );
+    for row in report.scores.values.chunks(report.scores.classes) {
+        let total: f64 = row.iter().map(|&s| f64::from(s).exp()).sum();
+        assert!((total - 1.0).abs() < 1e-5, "{row:?}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_diverging_loss_stops_the_run_naming_epoch_step_and_term_and_keeps_the_checkpoint() {
     let gpu = gpu();
     let dir = work_dir("nan");

@@ -9,7 +9,7 @@ sfhead ms/step ÷ PyTorch ms/step (above 1: sfhead is slower). It builds nothing
     python3 benches/pytorch/compare.py                      # CPU: lavapipe against PyTorch on the CPU
     python3 benches/pytorch/compare.py --cuda               # NVIDIA: sfhead on Vulkan against PyTorch CUDA fp32, TF32 off and on
     python3 benches/pytorch/compare.py --cases ucla:4:52:tap,stgcn:ntu60:2:64:off --steps 3
-    python3 benches/pytorch/compare.py --models ctrgcn,stgcn,aagcn,agcn,infogcn,blockgcn   # the default cases of each
+    python3 benches/pytorch/compare.py --models ctrgcn,stgcn,aagcn,agcn,infogcn,blockgcn,hdgcn,protogcn   # the default cases of each
     python3 benches/pytorch/compare.py --json               # every row as JSON instead of the table
 """
 
@@ -39,6 +39,8 @@ MODEL_NAMES = {
     "agcn": "2s-AGCN",
     "infogcn": "InfoGCN",
     "blockgcn": "BlockGCN",
+    "hdgcn": "HD-GCN",
+    "protogcn": "ProtoGCN",
 }
 # The PyTorch reference of each model (step.py); only ctrgcn.py can attach SF-Head.
 REFERENCES = {
@@ -48,6 +50,8 @@ REFERENCES = {
     "agcn": "aagcn.py",
     "infogcn": "infogcn.py",
     "blockgcn": "blockgcn.py",
+    "hdgcn": "hdgcn.py",
+    "protogcn": "protogcn.py",
 }
 SFHEAD_MODELS = {"ctrgcn"}
 SFHEAD_FLAGS = {"off": [], "tap": ["--sfhead"], "inline": ["--sfhead-inline"]}

@@ -4,8 +4,9 @@
 The model is a PyTorch reference from tests/reference/, built and initialised as that script
 builds it: CTR-GCN (ctrgcn.py, optionally with SF-Head attached to every block as a training-only
 tap or in-line, sf_head.py), ST-GCN (stgcn.py), MS-AAGCN or plain 2s-AGCN (aagcn.py), InfoGCN
-(infogcn.py, k = 1) and BlockGCN (blockgcn.py), these two with their official initialisation
-from the seeded global generator. Only
+(infogcn.py, k = 1), BlockGCN (blockgcn.py), HD-GCN (hdgcn.py, centre of mass 21 on NTU) and
+ProtoGCN (protogcn.py, CE + 0.2·CSC with its class memory), these four with their official
+initialisation from the seeded global generator. Only
 ctrgcn.py can attach SF-Head. One step is what a training loop does:
 
     forward (train mode) → loss (cross-entropy, InfoGCN's three-term loss, or the SF-Head total
@@ -46,6 +47,8 @@ REFERENCES = {
     "agcn": "aagcn",
     "infogcn": "infogcn",
     "blockgcn": "blockgcn",
+    "hdgcn": "hdgcn",
+    "protogcn": "protogcn",
 }
 SFHEAD_MODELS = {"ctrgcn"}
 
@@ -122,7 +125,7 @@ def build_model(name, dataset, sfhead_mode, gen):
         model = reference.build(dataset, k=1)
         model.z_prior = reference.orthogonal_prior(model.num_class, generator=gen)
         return model
-    elif name == "blockgcn":
+    elif name in ("blockgcn", "hdgcn", "protogcn"):
         import torch
 
         torch.manual_seed(gen.initial_seed())
@@ -172,12 +175,17 @@ def main(argv=None):
         import infogcn
 
         z_prior = model.z_prior.to(device)
+    if args.model == "protogcn":
+        import protogcn
 
     def step():
         if args.model == "infogcn":
             eps = torch.randn(args.batch, infogcn.LATENT, device=device)
             logits, z = model(x, eps)
             loss = infogcn.losses(logits, z, labels, z_prior)["total"]
+        elif args.model == "protogcn":
+            logits, graph = model(x)
+            loss = protogcn.losses(model, logits, graph, labels)["total"]
         elif mode is None:
             loss = F.cross_entropy(model(x), labels)
         else:

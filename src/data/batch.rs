@@ -71,7 +71,8 @@ impl EpochPlan {
     }
 }
 
-/// One batch: `x` is `(N, C, T, V, M)` row-major f32.
+/// One batch: `x` is `(N, C, T, V, M)` row-major f32, N the samples times the feeder's clips per
+/// sample (one but for a multi-clip test, whose clips of a sample are consecutive rows).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub x: Vec<f32>,
@@ -165,7 +166,9 @@ fn assemble(
     positions: &[usize],
 ) -> Result<Batch, FeedError> {
     let shape = feeder.shape();
-    let sample = shape.len();
+    // A sample is all its clips, one after the other: rows sample·clips + j of the batch.
+    let per_sample = feeder.clips();
+    let sample = shape.len() * per_sample;
     let clips: Vec<usize> = positions.iter().map(|p| p % set.len()).collect();
     let mut x = vec![0.0f32; positions.len() * sample];
     x.par_chunks_mut(sample.max(1))
@@ -173,7 +176,7 @@ fn assemble(
         .try_for_each(|(out, (&position, &clip))| {
             let key = SampleKey::new(plan.seed, plan.epoch, position);
             feeder
-                .feed(&set.clip(clip), key, out)
+                .feed_clips(&set.clip(clip), key, out)
                 .map_err(|message| FeedError {
                     clip,
                     name: set.name(clip).to_string(),
@@ -183,7 +186,7 @@ fn assemble(
     Ok(Batch {
         x,
         shape: [
-            positions.len(),
+            positions.len() * per_sample,
             shape.channels,
             shape.frames,
             shape.joints,

@@ -13,6 +13,7 @@ pub mod other;
 pub mod packed;
 pub mod pku;
 pub mod prepare;
+pub mod pyskl;
 mod sequence;
 pub mod subset;
 mod text;

@@ -200,6 +200,12 @@ impl Graph {
         self.tensor_of(&name, shape, DType::F32, Role::Activation, None)
     }
 
+    /// A new u32 activation, for indices an op computes (nearest neighbours).
+    pub fn activation_u32(&mut self, op_name: &str, shape: &[usize]) -> TensorId {
+        let name = format!("{op_name}#{}", self.nodes.len());
+        self.tensor_of(&name, shape, DType::U32, Role::Activation, None)
+    }
+
     /// A new activation with the shape of `like`.
     pub fn activation_like(&mut self, op_name: &str, like: TensorId) -> TensorId {
         let shape = self.shape(like).to_vec();

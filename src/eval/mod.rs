@@ -93,8 +93,10 @@ pub fn evaluate(gpu: &Arc<Gpu>, request: &EvalRequest) -> anyhow::Result<EvalRep
         model.joints(),
         model.persons,
     ];
+    let data = data::open(&config)?;
+    let clips = data.test_feeder.clips();
     let mut store = Store::new();
-    let evaluator = Evaluator::new(gpu, &mut store, shape, model, config.seed)?;
+    let evaluator = Evaluator::new(gpu, &mut store, shape, clips, model, config.seed)?;
     let loaded = load(gpu, &store, path)?;
     if let Some(first) = loaded.missing.first() {
         anyhow::bail!(
@@ -103,7 +105,6 @@ pub fn evaluate(gpu: &Arc<Gpu>, request: &EvalRequest) -> anyhow::Result<EvalRep
             loaded.missing.len()
         );
     }
-    let data = data::open(&config)?;
     let set = match request.part {
         EvalPart::Test => data.test,
         EvalPart::Holdout => {

@@ -82,6 +82,7 @@ pub fn export(checkpoint: &Path, out: &Path) -> Result<ExportReport, InteropErro
     let description = model::describe(&network, &config.dataset);
     let entries = model::entries(&network, config.seed);
 
+    let aliases = model::aliases(&network, &entries);
     let known: HashSet<&str> = entries.iter().map(|e| e.key.as_str()).collect();
     let keys = file.keys();
     if let Some(unknown) = keys
@@ -122,6 +123,13 @@ pub fn export(checkpoint: &Path, out: &Path) -> Result<ExportReport, InteropErro
             let (values, _) = file.floats(&entry.key, &entry.shape)?;
             OutputTensor::f32(&entry.key, entry.shape.clone(), values)
         });
+    }
+    for (alias, key) in &aliases {
+        let original = tensors
+            .iter()
+            .find(|t| t.name() == key)
+            .expect("every aliased entry is exported");
+        tensors.push(original.renamed(alias));
     }
     report.tensors = tensors.len();
 

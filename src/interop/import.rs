@@ -92,7 +92,12 @@ pub fn import(
         }
     };
 
-    let known: HashSet<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+    let aliases = model::aliases(&network, &entries);
+    let known: HashSet<&str> = entries
+        .iter()
+        .map(|e| e.key.as_str())
+        .chain(aliases.iter().map(|(alias, _)| alias.as_str()))
+        .collect();
     let extra: Vec<&str> = keys
         .iter()
         .copied()
@@ -167,6 +172,34 @@ pub fn import(
             let (values, narrowed) = file.floats(&file_key(entry), &entry.shape)?;
             report.narrowed += usize::from(narrowed);
             tensors.push(OutputTensor::f32(&entry.key, entry.shape.clone(), values));
+        }
+    }
+    for (alias, key) in &aliases {
+        let file_alias = if stripped_prefix {
+            format!("{DATA_PARALLEL_PREFIX}{alias}")
+        } else {
+            alias.clone()
+        };
+        if !present.contains(alias.as_str()) {
+            continue;
+        }
+        let entry = entries
+            .iter()
+            .find(|e| e.key == *key)
+            .expect("aliases name entries");
+        let same = if entry.is_counter() {
+            file.counter(&file_alias)? == file.counter(&file_key(entry))?
+        } else {
+            file.floats(&file_alias, &entry.shape)?.0
+                == file.floats(&file_key(entry), &entry.shape)?.0
+        };
+        if !same {
+            return Err(file
+                .fault(
+                    &file_alias,
+                    format!("a second key of `{key}` in the official model, but its values differ"),
+                )
+                .into());
         }
     }
     let mut metadata = crate::train::checkpoint_metadata(config, 0, f64::NEG_INFINITY, 0);

@@ -2,9 +2,9 @@
 //! from its graph: no GPU is needed to know what a state dict must hold.
 
 use crate::engine::{Data, Graph};
-use crate::model::ctrgcn::{CtrGcnConfig, Placement};
-use crate::model::infogcn;
+use crate::model::ctrgcn::{Backbone, CtrGcnConfig, Placement};
 use crate::model::network::Network;
+use crate::model::{hdgcn, infogcn, protogcn};
 
 /// Prefix of the SF-Head tensors in a state dict.
 pub const SF_HEADS_PREFIX: &str = "sf_heads.";
@@ -29,10 +29,11 @@ impl Entry {
         self.key.starts_with(SF_HEADS_PREFIX)
     }
 
-    /// A buffer the official model keeps outside its state dict (InfoGCN's class prior): not
-    /// exported, and rebuilt from the seed when an imported file lacks it.
+    /// A buffer the official model keeps outside its state dict (InfoGCN's class prior,
+    /// ProtoGCN's class memory): not exported, and rebuilt from the seed when an imported file
+    /// lacks it.
     pub fn is_outside_state_dict(&self) -> bool {
-        self.key == infogcn::Z_PRIOR
+        self.key == infogcn::Z_PRIOR || self.key == protogcn::CLASS_MEMORY
     }
 }
 
@@ -51,6 +52,19 @@ pub fn entries(config: &CtrGcnConfig, seed: u64) -> Vec<Entry> {
                 _ => vec![0.0; t.numel()],
             },
         })
+        .collect()
+}
+
+/// Second keys the official state dict gives some of the entries (HD-GCN's `conv_d.*`), as
+/// (alias, key) pairs: exported as copies, and on import accepted where they equal the original.
+pub fn aliases(config: &CtrGcnConfig, entries: &[Entry]) -> Vec<(String, String)> {
+    if config.backbone != Backbone::Hdgcn {
+        return Vec::new();
+    }
+    let levels = config.hierarchy().groups.len() - 1;
+    entries
+        .iter()
+        .filter_map(|e| hdgcn::alias_of(&e.key, levels).map(|alias| (alias, e.key.clone())))
         .collect()
 }
 

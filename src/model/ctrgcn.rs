@@ -15,7 +15,7 @@ use super::ms_tcn::{MsTcn, UnitTcn};
 use super::sf_attach::AttachedHeads;
 use super::sf_head::{ChannelError, SfFeatures, SfLossConfig};
 use super::stgcn::{self, StGcnUnit};
-use super::topology::Topology;
+use super::topology::{Hierarchy, Topology};
 use super::unit_gcn::{UnitGcn, UnitGcnConfig};
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
@@ -66,6 +66,7 @@ impl Dataset {
             topology: Topology::shipped(topology).expect("shipped topologies are valid"),
             sf_head: None,
             blockgcn_topology: TopologyRows::default(),
+            hdgcn_com: None,
         }
     }
 }
@@ -166,6 +167,12 @@ pub enum Backbone {
     Infogcn,
     /// BlockGCN, its own network of ten blocks at widths 128 and 256 (`src/model/blockgcn.rs`).
     Blockgcn,
+    /// HD-GCN, CTR-GCN's skeleton with hierarchically decomposed graph units
+    /// (`src/model/hdgcn.rs`).
+    Hdgcn,
+    /// ProtoGCN, pyskl's ten blocks at widths 96, 192 and 384 with its prototype head
+    /// (`src/model/protogcn.rs`).
+    Protogcn,
 }
 
 impl Backbone {
@@ -178,6 +185,8 @@ impl Backbone {
             Self::Agcn => "agcn",
             Self::Infogcn => "infogcn",
             Self::Blockgcn => "blockgcn",
+            Self::Hdgcn => "hdgcn",
+            Self::Protogcn => "protogcn",
         }
     }
 
@@ -190,6 +199,8 @@ impl Backbone {
             Self::Agcn => "2s-AGCN",
             Self::Infogcn => "InfoGCN",
             Self::Blockgcn => "BlockGCN",
+            Self::Hdgcn => "HD-GCN",
+            Self::Protogcn => "ProtoGCN",
         }
     }
 
@@ -198,6 +209,7 @@ impl Backbone {
         match self {
             Self::Infogcn => super::infogcn::BLOCKS.iter().map(|b| b.1).collect(),
             Self::Blockgcn => super::blockgcn::BLOCKS.iter().map(|b| b.1).collect(),
+            Self::Protogcn => super::protogcn::BLOCKS.iter().map(|b| b.1).collect(),
             _ => BLOCKS.iter().map(|b| b.1).collect(),
         }
     }
@@ -210,6 +222,8 @@ impl Backbone {
             Self::Agcn,
             Self::Infogcn,
             Self::Blockgcn,
+            Self::Hdgcn,
+            Self::Protogcn,
         ]
         .into_iter()
         .find(|b| b.name() == name)
@@ -226,6 +240,8 @@ pub struct CtrGcnConfig {
     pub sf_head: Option<SfHeadOptions>,
     /// BlockGCN: which sample's topology features each person row gets.
     pub blockgcn_topology: TopologyRows,
+    /// HD-GCN: the 0-based centre of mass of its hierarchy; `None` takes the topology's first.
+    pub hdgcn_com: Option<usize>,
 }
 
 impl CtrGcnConfig {
@@ -236,6 +252,24 @@ impl CtrGcnConfig {
     /// The same benchmark's network with another backbone.
     pub fn with_backbone(self, backbone: Backbone) -> Self {
         Self { backbone, ..self }
+    }
+
+    /// HD-GCN's hierarchy: around `hdgcn_com`, else the topology file's first.
+    ///
+    /// # Panics
+    /// If the topology has no such hierarchy (configurations are checked before a model is built).
+    pub fn hierarchy(&self) -> &Hierarchy {
+        let found = match self.hdgcn_com {
+            Some(com) => self.topology.hierarchy(com),
+            None => self.topology.hdgcn().first(),
+        };
+        found.unwrap_or_else(|| {
+            panic!(
+                "topology {} has no HD-GCN hierarchy around {:?}",
+                self.topology.name(),
+                self.hdgcn_com.map(|c| c + 1)
+            )
+        })
     }
 
     /// The same network with SF-Head attached as `options` say.
@@ -349,7 +383,10 @@ impl CtrGcn {
                         let tcn = unit_tcn(g, aagcn::TEMPORAL_KERNEL, &mut init);
                         (Gcn::Agcn(Box::new(gcn)), tcn)
                     }
-                    Backbone::Infogcn | Backbone::Blockgcn => {
+                    Backbone::Infogcn
+                    | Backbone::Blockgcn
+                    | Backbone::Hdgcn
+                    | Backbone::Protogcn => {
                         unreachable!("{} is a network of its own", config.backbone.title())
                     }
                 };

@@ -4,11 +4,13 @@
 pub mod aagcn;
 pub mod blockgcn;
 pub mod ctrgcn;
+pub mod hdgcn;
 pub mod infogcn;
 pub mod init;
 pub mod layers;
 pub mod ms_tcn;
 pub mod network;
+pub mod protogcn;
 pub mod sf_attach;
 pub mod sf_head;
 pub mod stgcn;
@@ -17,7 +19,7 @@ pub mod tiny;
 pub mod topology;
 pub mod unit_gcn;
 
-pub use topology::{ParentTree, SpatialAdjacency, Topology};
+pub use topology::{Hierarchy, ParentTree, SpatialAdjacency, Topology};
 
 use crate::engine::TensorId;
 

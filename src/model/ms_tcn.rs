@@ -13,6 +13,7 @@ use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::concat::concat;
 use crate::ops::relu::relu;
+use crate::ops::reshape::reshape;
 use crate::ops::temporal_conv::temporal_conv;
 use crate::ops::temporal_max_pool::temporal_max_pool;
 use crate::ops::temporal_subsample::conv1x1_strided;
@@ -33,19 +34,24 @@ pub enum TcnInit {
     /// PyTorch's defaults (InfoGCN never re-initialises its MS-TCN): convs and biases
     /// U(±1/√fan_in), BNs γ = 1, β = 0.
     PyTorch,
+    /// HD-GCN's: CTR-GCN's `weights_init`, and each temporal conv without a bias of its own but
+    /// with a separate zero `bias` (1, C, 1, 1) beside it (`{b}.3.bias`, before `{b}.3.conv`).
+    HdGcn,
 }
 
 impl TcnInit {
     fn conv(self, g: &mut Graph, prefix: &str, shape: [usize; 4], init: &mut Init) -> Conv {
         match self {
-            Self::CtrGcn => Conv::kaiming(g, prefix, shape, init),
+            Self::CtrGcn | Self::HdGcn => Conv::kaiming(g, prefix, shape, init),
             Self::PyTorch => Conv::pytorch_default(g, prefix, shape, init),
         }
     }
 
     fn bn(self, g: &mut Graph, prefix: &str, channels: usize, init: &mut Init) -> BatchNorm {
         match self {
-            Self::CtrGcn => BatchNorm::with_weight(g, prefix, init.normal(channels, 1.0, 0.02)),
+            Self::CtrGcn | Self::HdGcn => {
+                BatchNorm::with_weight(g, prefix, init.normal(channels, 1.0, 0.02))
+            }
             Self::PyTorch => BatchNorm::new(g, prefix, channels),
         }
     }
@@ -134,9 +140,22 @@ impl MsTcn {
         let temporal = |g: &mut Graph, b: usize, init: &mut Init| {
             let entrance = Entrance::new(g, &branch(b), (cin, cb), how, init);
             let conv_prefix = format!("{}.3.conv", branch(b));
+            let conv = if how == TcnInit::HdGcn {
+                let bias = g.parameter(
+                    &format!("{}.3.bias", branch(b)),
+                    &[1, cb, 1, 1],
+                    vec![0.0; cb],
+                );
+                let shape = [cb, cb, KERNEL, 1];
+                let weight = init.kaiming_normal_fan_out(&shape);
+                let weight = g.parameter(&format!("{conv_prefix}.weight"), &shape, weight);
+                Conv { weight, bias }
+            } else {
+                how.conv(g, &conv_prefix, [cb, cb, KERNEL, 1], init)
+            };
             Branch::Temporal {
                 entrance,
-                conv: how.conv(g, &conv_prefix, [cb, cb, KERNEL, 1], init),
+                conv,
                 dilation: DILATIONS[b],
                 bn: how.bn(g, &format!("{}.3.bn", branch(b)), cb, init),
             }
@@ -171,7 +190,10 @@ impl MsTcn {
                     bn,
                 } => {
                     let h = entrance.forward(g, x, mode);
-                    let h = temporal_conv(g, h, conv.weight, Some(conv.bias), dilation, s);
+                    // HD-GCN's separate (1, C, 1, 1) bias is the same per-channel bias.
+                    let channels = g.shape(conv.weight)[0];
+                    let bias = reshape(g, conv.bias, &[channels]);
+                    let h = temporal_conv(g, h, conv.weight, Some(bias), dilation, s);
                     bn.apply(g, h, mode)
                 }
                 Branch::Pool { entrance, bn } => {

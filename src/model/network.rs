@@ -4,7 +4,9 @@
 use super::ModelOutput;
 use super::blockgcn::BlockGcn;
 use super::ctrgcn::{Backbone, CtrGcn, CtrGcnConfig};
+use super::hdgcn::HdGcn;
 use super::infogcn::InfoGcn;
+use super::protogcn::ProtoGcn;
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::Mode;
 
@@ -15,6 +17,10 @@ pub enum Network {
     Info(InfoGcn),
     /// BlockGCN's ten blocks with their topology branch.
     Block(BlockGcn),
+    /// HD-GCN's ten blocks of hierarchical graph units.
+    Hd(HdGcn),
+    /// ProtoGCN's ten blocks and its prototype reconstruction head.
+    Proto(ProtoGcn),
 }
 
 impl Network {
@@ -24,6 +30,8 @@ impl Network {
         match config.backbone {
             Backbone::Infogcn => Self::Info(InfoGcn::new(g, config, seed)),
             Backbone::Blockgcn => Self::Block(BlockGcn::new(g, config, seed)),
+            Backbone::Hdgcn => Self::Hd(HdGcn::new(g, config, seed)),
+            Backbone::Protogcn => Self::Proto(ProtoGcn::new(g, config, seed)),
             _ => Self::Gcn(CtrGcn::new(g, config, seed)),
         }
     }
@@ -41,6 +49,8 @@ impl Network {
             Self::Gcn(model) => model.forward_with_losses(g, x, mode),
             Self::Info(model) => model.forward(g, x, labels, mode),
             Self::Block(model) => model.forward(g, x, mode),
+            Self::Hd(model) => model.forward(g, x, mode),
+            Self::Proto(model) => model.forward(g, x, labels, mode),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Parameter counts of a model's graph, grouped by the leading components of their names
-//! (`l5.gcn1.convs.0.conv1.weight` counts toward `l5` and its part `gcn1`).
+//! (`l5.gcn1.convs.0.conv1.weight` counts toward `l5` and its part `gcn1`,
+//! `backbone.gcn.4.tcn.add_coeff` toward `gcn.4` and its part `tcn`).
 
 use std::fmt;
 
@@ -20,13 +21,11 @@ pub struct PartCount {
 pub fn parameter_counts(g: &Graph) -> Vec<PartCount> {
     let mut out: Vec<PartCount> = Vec::new();
     for (_, t) in g.tensors().filter(|(_, t)| t.role == Role::Parameter) {
-        let mut components = t.name.split('.');
-        let top = components.next().unwrap_or_default();
-        let sub = components.next().unwrap_or_default();
+        let (top, sub) = part_names(&t.name);
         let n = t.numel();
         if out.last().is_none_or(|p| p.name != top) {
             out.push(PartCount {
-                name: top.to_string(),
+                name: top.clone(),
                 parameters: 0,
                 parts: Vec::new(),
             });
@@ -34,8 +33,8 @@ pub fn parameter_counts(g: &Graph) -> Vec<PartCount> {
         let part = out.last_mut().expect("just pushed");
         part.parameters += n;
         match part.parts.last_mut() {
-            Some((name, count)) if name == sub => *count += n,
-            _ => part.parts.push((sub.to_string(), n)),
+            Some((name, count)) if *name == sub => *count += n,
+            _ => part.parts.push((sub, n)),
         }
     }
     for part in &mut out {
@@ -44,6 +43,20 @@ pub fn parameter_counts(g: &Graph) -> Vec<PartCount> {
         }
     }
     out
+}
+
+/// The part and sub-part a parameter counts toward: its first two name components, where pyskl's
+/// `backbone.` prefix is dropped and a module list's entry (`gcn.4`) is one component.
+fn part_names(name: &str) -> (String, String) {
+    let mut components: Vec<&str> = name.split('.').collect();
+    if components.len() > 2 && components[0] == "backbone" {
+        components.remove(0);
+    }
+    let at = |i: usize| components.get(i).copied().unwrap_or_default().to_string();
+    if components.len() > 2 && components[1].parse::<usize>().is_ok() {
+        return (format!("{}.{}", components[0], components[1]), at(2));
+    }
+    (at(0), at(1))
 }
 
 /// Values held by non-learnable persistent tensors (BN running statistics and counters).

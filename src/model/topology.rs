@@ -29,6 +29,17 @@ pub struct Topology {
     bone_pairs: Vec<(usize, usize)>,
     kth_mode: Option<ParentTree>,
     blockgcn: Option<BlockGcnGraph>,
+    hdgcn: Vec<Hierarchy>,
+    flip: Option<Vec<usize>>,
+}
+
+/// One of HD-GCN's hierarchies: the joints grouped by hop distance from a centre of mass
+/// (`com`), group 0 holding the centre alone. Level l of the HD-Graph links groups l and l + 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hierarchy {
+    pub com: usize,
+    /// 0-based joints of each group, in file order.
+    pub groups: Vec<Vec<usize>>,
 }
 
 /// BlockGCN's own graph, where a file gives one: the tree whose hop distances its units encode
@@ -136,6 +147,22 @@ impl Topology {
     /// BlockGCN's graph, if the file has one.
     pub fn blockgcn(&self) -> Option<&BlockGcnGraph> {
         self.blockgcn.as_ref()
+    }
+
+    /// HD-GCN's hierarchies in file order, the first the default.
+    pub fn hdgcn(&self) -> &[Hierarchy] {
+        &self.hdgcn
+    }
+
+    /// The left-right mirror of Spatial_Flip, where the file gives one: joint v takes the
+    /// coordinates of joint `flip[v]` (`augment.flip`).
+    pub fn flip(&self) -> Option<&[usize]> {
+        self.flip.as_deref()
+    }
+
+    /// HD-GCN's hierarchy around the 0-based centre of mass `com`.
+    pub fn hierarchy(&self, com: usize) -> Option<&Hierarchy> {
+        self.hdgcn.iter().find(|h| h.com == com)
     }
 
     /// CTR-GCN's spatial adjacency: A[0] = I, A[1] = inward and A[2] = outward edges, each
@@ -248,6 +275,22 @@ struct TopologyFile {
     bone_pairs: Vec<Spanned<Vec<i64>>>,
     kth_mode: Option<TreeFile>,
     blockgcn: Option<BlockGcnFile>,
+    #[serde(default)]
+    hdgcn: Vec<HierarchyFile>,
+    augment: Option<AugmentFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AugmentFile {
+    flip: Spanned<Vec<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HierarchyFile {
+    com: Spanned<i64>,
+    groups: Spanned<Vec<Vec<i64>>>,
 }
 
 #[derive(Deserialize)]
@@ -289,6 +332,11 @@ impl Checker<'_> {
                 Ok(BlockGcnGraph { centre, tree })
             })
             .transpose()?;
+        let hdgcn = file
+            .hdgcn
+            .iter()
+            .map(|h| self.hierarchy(h))
+            .collect::<Result<_, _>>()?;
         Ok(Topology {
             name: file.name,
             joint_names,
@@ -296,7 +344,68 @@ impl Checker<'_> {
             bone_pairs,
             kth_mode,
             blockgcn,
+            hdgcn,
+            flip: file.augment.map(|a| self.flip(&a.flip)).transpose()?,
         })
+    }
+
+    /// A permutation of the joints: every joint exactly once.
+    fn flip(&self, flip: &Spanned<Vec<i64>>) -> Result<Vec<usize>, DataError> {
+        let what = "augment.flip";
+        if flip.get_ref().len() != self.joints {
+            return Err(self.at(
+                flip.span(),
+                format!(
+                    "{what}: {} entries, expected one per joint ({})",
+                    flip.get_ref().len(),
+                    self.joints
+                ),
+            ));
+        }
+        let mut seen = vec![false; self.joints];
+        let mut out = Vec::with_capacity(self.joints);
+        for &j in flip.get_ref() {
+            let joint = self.joint(j, flip.span(), what)?;
+            if std::mem::replace(&mut seen[joint], true) {
+                return Err(self.at(flip.span(), format!("{what}: joint {j} appears twice")));
+            }
+            out.push(joint);
+        }
+        Ok(out)
+    }
+
+    /// A hierarchy: every joint in exactly one group, at least two groups, the centre of mass
+    /// alone in the first.
+    fn hierarchy(&self, h: &HierarchyFile) -> Result<Hierarchy, DataError> {
+        let com = self.joint(*h.com.get_ref(), h.com.span(), "hdgcn.com")?;
+        let what = format!("hdgcn (com {})", com + 1);
+        let fault = |message: String| self.at(h.groups.span(), format!("{what}: {message}"));
+        let mut seen = vec![false; self.joints];
+        let mut groups = Vec::with_capacity(h.groups.get_ref().len());
+        for group in h.groups.get_ref() {
+            let mut joints = Vec::with_capacity(group.len());
+            for &j in group {
+                let joint = self.joint(j, h.groups.span(), &what)?;
+                if std::mem::replace(&mut seen[joint], true) {
+                    return Err(fault(format!("joint {j} is in two groups")));
+                }
+                joints.push(joint);
+            }
+            if joints.is_empty() {
+                return Err(fault("a group is empty".into()));
+            }
+            groups.push(joints);
+        }
+        if let Some(missing) = seen.iter().position(|&s| !s) {
+            return Err(fault(format!("joint {} is in no group", missing + 1)));
+        }
+        if groups.len() < 2 || groups[0] != [com] {
+            return Err(fault(format!(
+                "the groups must be at least two, the first holding joint {} alone",
+                com + 1
+            )));
+        }
+        Ok(Hierarchy { com, groups })
     }
 
     fn joint_names(&self, joints: &[Spanned<String>]) -> Result<Vec<String>, DataError> {

@@ -3,18 +3,25 @@
 
 pub mod add;
 pub mod aggregate;
+pub mod axis_max;
 pub mod batch_norm;
 pub mod bmm;
 pub mod channel_affine;
 pub mod class_mean_mse;
+pub mod class_memory;
 pub mod col_norm;
 pub mod concat;
 pub mod conv1x1;
 pub mod cross_entropy;
+pub mod dropout;
+pub mod edge_feature;
 pub mod gemm;
 pub mod group_norm;
+pub mod knn;
 pub mod l2_norm;
+pub mod l2_normalize;
 pub mod layer_norm;
+pub mod leaky_relu;
 pub mod linear;
 pub mod matmul;
 pub mod mul;

@@ -109,6 +109,20 @@ impl OutputTensor {
             bytes: bytemuck::cast_slice(&values).to_vec(),
         }
     }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The same tensor under another name (a second key of one parameter).
+    pub fn renamed(&self, name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            bytes: self.bytes.clone(),
+        }
+    }
 }
 
 /// Writes `tensors` and `metadata` as one safetensors file, atomically.

@@ -36,7 +36,8 @@ pub struct TrainConfig {
     pub momentum: f32,
     pub nesterov: bool,
     pub weight_decay: f32,
-    /// step or cosine.
+    /// step, cosine (annealed once per epoch) or cosine_iter (annealed at every step, as HD-GCN
+    /// and pyskl do).
     pub schedule: String,
     pub warmup_epochs: usize,
     /// step: epochs at which the learning rate is multiplied by `lr_gamma`.
@@ -82,6 +83,26 @@ pub struct TrainConfig {
     /// code's `repeat(2, 1)`, another sample's whenever a batch has several) or `aligned`.
     #[serde(default = "default_blockgcn_topology")]
     pub blockgcn_topology: String,
+    /// HD-GCN: the centre of mass of its hierarchy, a joint number (NTU: 21, 1 or 2; NW-UCLA: 3);
+    /// 0 takes the skeleton's first (`graph/*.toml`).
+    #[serde(default)]
+    pub hdgcn_com: usize,
+    /// The data pipeline: `ctrgcn` (CTR-GCN's feeders) or `pyskl` (ProtoGCN's: PreNormalize3D,
+    /// rotation, left-right flip, uniform sampling of `frames` frames; `docs/pyskl.md`).
+    #[serde(default = "default_pipeline")]
+    pub pipeline: String,
+    /// pyskl: clips per test sample, their probabilities averaged (the evaluation after each
+    /// epoch takes one, as pyskl's validation does).
+    #[serde(default = "default_test_clips")]
+    pub test_clips: usize,
+}
+
+fn default_pipeline() -> String {
+    "ctrgcn".into()
+}
+
+fn default_test_clips() -> usize {
+    crate::data::feed::TEST_CLIPS
 }
 
 fn default_blockgcn_topology() -> String {
@@ -103,7 +124,7 @@ fn default_model() -> String {
 }
 
 /// The names [`TrainConfig::preset`] knows.
-pub const PRESETS: [&str; 42] = [
+pub const PRESETS: [&str; 54] = [
     "sfhead-ucla",
     "sfhead-ntu60",
     "sfhead-ntu120",
@@ -145,6 +166,18 @@ pub const PRESETS: [&str; 42] = [
     "sfhead-blockgcn-ntu60",
     "sfhead-blockgcn-ntu120",
     "sfhead-blockgcn-ucla",
+    "hdgcn-ntu60",
+    "hdgcn-ntu120",
+    "hdgcn-ucla",
+    "sfhead-hdgcn-ntu60",
+    "sfhead-hdgcn-ntu120",
+    "sfhead-hdgcn-ucla",
+    "protogcn-ntu60",
+    "protogcn-ntu120",
+    "protogcn-ucla",
+    "sfhead-protogcn-ntu60",
+    "sfhead-protogcn-ntu120",
+    "sfhead-protogcn-ucla",
     "smoke",
 ];
 
@@ -162,7 +195,12 @@ impl TrainConfig {
     /// spec §5e: 110 epochs, steps at 90 and 100, weight decay 5e-4, batch 128, the k = 1 stream
     /// on NTU), `sfhead-infogcn-*` the SF-Head paper's recipe on InfoGCN's input. `blockgcn-*`
     /// are BlockGCN's (§7e: 140 epochs, lr 0.05, steps at 110 and 120, weight decay 4e-4, batch
-    /// 64), `sfhead-blockgcn-*` the paper's recipe on BlockGCN.
+    /// 64), `sfhead-blockgcn-*` the paper's recipe on BlockGCN. `hdgcn-*` are HD-GCN's (§6e: 90
+    /// epochs, 5 warm-up, cosine to 1e-4 at every step, weight decay 4e-4, batch 64),
+    /// `sfhead-hdgcn-*` the paper's recipe on HD-GCN. `protogcn-*` are ProtoGCN's (§8e: 150
+    /// epochs, per-step cosine to 0, weight decay 5e-4, lr 0.1 per 64 samples, the pyskl
+    /// pipeline with 100 frames and a 10-clip test), `sfhead-protogcn-*` the paper's recipe on
+    /// that input.
     pub fn preset(name: &str) -> Result<Self, ConfigError> {
         if let Some(rest) = name.strip_prefix("infogcn-") {
             let base = Self::preset(&format!("ctrgcn-{rest}"))
@@ -196,6 +234,46 @@ impl TrainConfig {
                 model: Backbone::Blockgcn.name().into(),
                 ..base
             });
+        }
+        if let Some(rest) = name.strip_prefix("hdgcn-") {
+            // HD-GCN's recipe: 90 epochs, 5 warm-up epochs, cosine annealing to 1e-4.
+            let base = Self::preset(&format!("ctrgcn-{rest}"))
+                .map_err(|_| ConfigError::Preset(name.into()))?;
+            return Ok(Self {
+                model: Backbone::Hdgcn.name().into(),
+                epochs: 90,
+                schedule: "cosine_iter".into(),
+                min_lr: 1e-4,
+                ..base
+            });
+        }
+        if let Some(rest) = name.strip_prefix("sfhead-hdgcn-") {
+            let base = Self::preset(&format!("sfhead-{rest}"))
+                .map_err(|_| ConfigError::Preset(name.into()))?;
+            return Ok(Self {
+                model: Backbone::Hdgcn.name().into(),
+                ..base
+            });
+        }
+        if let Some(rest) = name.strip_prefix("protogcn-") {
+            // ProtoGCN's configs/ntu120_xsub/j.py: 150 epochs, per-step cosine to 0 without
+            // warm-up, weight decay 5e-4, lr 0.1 for a batch of 64 (0.025 for 16).
+            let base = Self::preset(&format!("ctrgcn-{rest}"))
+                .map_err(|_| ConfigError::Preset(name.into()))?;
+            return Ok(Self {
+                epochs: 150,
+                lr: 0.1 * base.batch_size as f32 / 64.0,
+                schedule: "cosine_iter".into(),
+                warmup_epochs: 0,
+                min_lr: 0.0,
+                weight_decay: 5e-4,
+                ..Self::on_pyskl_input(base)
+            });
+        }
+        if let Some(rest) = name.strip_prefix("sfhead-protogcn-") {
+            let base = Self::preset(&format!("sfhead-{rest}"))
+                .map_err(|_| ConfigError::Preset(name.into()))?;
+            return Ok(Self::on_pyskl_input(base));
         }
         if let Some(rest) = name.strip_prefix("sfhead-infogcn-") {
             let base = Self::preset(&format!("sfhead-{rest}"))
@@ -261,6 +339,9 @@ impl TrainConfig {
             sfhead_heads: "mean".into(),
             holdout: 0.0,
             blockgcn_topology: default_blockgcn_topology(),
+            hdgcn_com: 0,
+            pipeline: default_pipeline(),
+            test_clips: default_test_clips(),
         };
         let ntu = |dataset: &str| Self {
             dataset: dataset.into(),
@@ -322,6 +403,19 @@ impl TrainConfig {
         Self {
             model: Backbone::Infogcn.name().into(),
             stream,
+            ..base
+        }
+    }
+
+    /// `base` with ProtoGCN as the model on its pyskl pipeline: 100 frames, a 10-clip test, one
+    /// pass over the training set per epoch.
+    fn on_pyskl_input(base: Self) -> Self {
+        Self {
+            model: Backbone::Protogcn.name().into(),
+            pipeline: "pyskl".into(),
+            frames: crate::data::feed::CLIP_LEN,
+            test_clips: crate::data::feed::TEST_CLIPS,
+            repeat: 1,
             ..base
         }
     }
@@ -470,7 +564,7 @@ impl TrainConfig {
     pub fn backbone(&self) -> Result<Backbone, ConfigError> {
         Backbone::parse(&self.model).ok_or_else(|| {
             ConfigError::Invalid(format!(
-                "model `{}`: ctrgcn, stgcn, aagcn, agcn, infogcn or blockgcn",
+                "model `{}`: ctrgcn, stgcn, aagcn, agcn, infogcn, blockgcn, hdgcn or protogcn",
                 self.model
             ))
         })
@@ -489,6 +583,24 @@ impl TrainConfig {
     pub fn model(&self) -> Result<crate::model::ctrgcn::CtrGcnConfig, ConfigError> {
         let mut model = self.dataset()?.config().with_backbone(self.backbone()?);
         model.blockgcn_topology = self.blockgcn_topology()?;
+        if self.hdgcn_com > 0 {
+            let com = self.hdgcn_com - 1;
+            if model.topology.hierarchy(com).is_none() {
+                let known: Vec<String> = model
+                    .topology
+                    .hdgcn()
+                    .iter()
+                    .map(|h| (h.com + 1).to_string())
+                    .collect();
+                return Err(ConfigError::Invalid(format!(
+                    "hdgcn_com: {} has no HD-GCN hierarchy around joint {}; it has {}",
+                    model.topology.name(),
+                    self.hdgcn_com,
+                    known.join(", ")
+                )));
+            }
+            model.hdgcn_com = Some(com);
+        }
         Ok(match self.sf_head()? {
             Some(options) => model.with_sf_head(options),
             None => model,
@@ -502,14 +614,24 @@ impl TrainConfig {
         self.sf_head()?;
         self.stream()?;
         self.blockgcn_topology()?;
+        self.model()?;
         if self.backbone()? == Backbone::Blockgcn && (self.stream != "joint" || self.motion) {
             return invalid(
                 "BlockGCN takes the joint stream without motion: its topology branch reads the \
                  raw joints from the same input",
             );
         }
-        if !["step", "cosine"].contains(&self.schedule.as_str()) {
-            return invalid("schedule: step or cosine");
+        match self.pipeline.as_str() {
+            "ctrgcn" => {}
+            "pyskl" if self.stream != "joint" || self.motion => {
+                return invalid("pipeline pyskl: the joint stream without motion only");
+            }
+            "pyskl" if self.test_clips == 0 => return invalid("test_clips: at least 1"),
+            "pyskl" => {}
+            other => return invalid(&format!("pipeline: ctrgcn or pyskl, not `{other}`")),
+        }
+        if !["step", "cosine", "cosine_iter"].contains(&self.schedule.as_str()) {
+            return invalid("schedule: step, cosine or cosine_iter");
         }
         if self.batch_size < 2 {
             return invalid("batch_size: at least 2 (batch norm needs a batch)");
@@ -532,9 +654,16 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The learning rate of epoch `epoch` (0-based), set once per epoch: linear warm-up to `lr`
-    /// over `warmup_epochs`, then steps or cosine annealing to `min_lr`.
+    /// The learning rate at the start of epoch `epoch` (0-based): linear warm-up to `lr` over
+    /// `warmup_epochs`, then steps or cosine annealing to `min_lr`.
     pub fn learning_rate(&self, epoch: usize) -> f32 {
+        self.learning_rate_at(epoch, 0, 1)
+    }
+
+    /// The learning rate of step `step` of the `steps` of epoch `epoch`: the epoch's own but for
+    /// `cosine_iter`, whose annealing (after the warm-up epochs, which stay per epoch as in
+    /// HD-GCN's `adjust_learning_rate`) moves at every step.
+    pub fn learning_rate_at(&self, epoch: usize, step: usize, steps: usize) -> f32 {
         if epoch < self.warmup_epochs {
             return self.lr * (epoch + 1) as f32 / self.warmup_epochs as f32;
         }
@@ -546,6 +675,14 @@ impl TrainConfig {
                     + 0.5
                         * (self.lr - self.min_lr)
                         * (1.0 + (std::f32::consts::PI * progress).cos())
+            }
+            "cosine_iter" => {
+                let steps = steps.max(1);
+                let span = ((self.epochs - self.warmup_epochs).max(1) * steps) as f64;
+                let progress = ((epoch - self.warmup_epochs) * steps + step) as f64 / span;
+                let (lr, min_lr) = (f64::from(self.lr), f64::from(self.min_lr));
+                (min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * progress).cos()))
+                    as f32
             }
             _ => {
                 let passed = self.lr_steps.iter().filter(|&&s| s <= epoch).count();
@@ -598,6 +735,73 @@ mod tests {
         assert!(base.with_overrides(&["stream=legs".into()]).is_err());
         assert!(base.with_overrides(&["batch_size=1".into()]).is_err());
         assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn hdgcn_presets_and_its_centre_of_mass() {
+        let c = TrainConfig::preset("hdgcn-ucla").unwrap();
+        assert_eq!(c.backbone().unwrap(), Backbone::Hdgcn);
+        assert_eq!(
+            (c.epochs, c.schedule.as_str(), c.min_lr),
+            (90, "cosine_iter", 1e-4)
+        );
+        // Per step after the warm-up: HD-GCN's T_cur / T_max over every step of epochs 5…90.
+        assert_eq!(c.learning_rate_at(2, 7, 10), c.learning_rate(2));
+        let mid = c.learning_rate_at(47, 5, 10);
+        let want = 1e-4 + 0.5 * (0.1 - 1e-4) * (1.0 + (std::f64::consts::PI * 425.0 / 850.0).cos());
+        assert!((f64::from(mid) - want).abs() < 1e-8, "{mid} {want}");
+        assert!(c.learning_rate_at(47, 4, 10) > mid && mid > c.learning_rate_at(48, 0, 10));
+        let end = c.learning_rate_at(89, 9, 10);
+        assert!(end > 1e-4 && end < 1.1e-4, "{end}");
+        assert_eq!(c.model().unwrap().hierarchy().com, 2);
+        let mut ntu = TrainConfig::preset("hdgcn-ntu120").unwrap();
+        ntu.data = "ntu120_xsub.sfpk".into();
+        assert_eq!(ntu.model().unwrap().hierarchy().com, 20);
+        let com1 = ntu.with_overrides(&["hdgcn_com=1".into()]).unwrap();
+        assert_eq!(com1.model().unwrap().hierarchy().com, 0);
+        let e = ntu
+            .with_overrides(&["hdgcn_com=5".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no HD-GCN hierarchy around joint 5; it has 21, 1, 2"),
+            "{e}"
+        );
+        let paper = TrainConfig::preset("sfhead-hdgcn-ucla").unwrap();
+        assert_eq!(paper.backbone().unwrap(), Backbone::Hdgcn);
+        assert_eq!(paper.sfhead, "tap");
+    }
+
+    #[test]
+    fn protogcn_presets_take_the_pyskl_pipeline() {
+        let c = TrainConfig::preset("protogcn-ucla").unwrap();
+        assert_eq!(c.backbone().unwrap(), Backbone::Protogcn);
+        assert_eq!(
+            (c.pipeline.as_str(), c.frames, c.test_clips, c.repeat),
+            ("pyskl", 100, 10, 1)
+        );
+        assert_eq!(
+            (c.epochs, c.schedule.as_str(), c.warmup_epochs),
+            (150, "cosine_iter", 0)
+        );
+        assert_eq!((c.batch_size, c.lr, c.weight_decay), (16, 0.025, 5e-4));
+        let last = c.learning_rate_at(149, 9, 10);
+        assert!(last > 0.0 && last < 1e-5, "{last}");
+        let ntu = TrainConfig::preset("protogcn-ntu120").unwrap();
+        assert_eq!((ntu.batch_size, ntu.lr), (64, 0.1));
+        let paper = TrainConfig::preset("sfhead-protogcn-ntu60").unwrap();
+        assert_eq!(
+            (paper.sfhead.as_str(), paper.pipeline.as_str()),
+            ("tap", "pyskl")
+        );
+        for bad in [
+            "stream=bone",
+            "motion=true",
+            "test_clips=0",
+            "pipeline=mmaction",
+        ] {
+            assert!(c.with_overrides(&[bad.into()]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -180,8 +180,16 @@ pub fn train(
         store = trial;
         Ok(step)
     })?;
+    let clips = data.val_feeder.clips();
     let evaluator = fit_batch("test", config.test_batch_size, |batch| {
-        Evaluator::new(gpu, &mut store, shape(batch), model.clone(), config.seed)
+        Evaluator::new(
+            gpu,
+            &mut store,
+            shape(batch),
+            clips,
+            model.clone(),
+            config.seed,
+        )
     })?;
 
     let mut logs: Vec<EpochLog> = Vec::new();
@@ -220,7 +228,7 @@ pub fn train(
     })?;
 
     let train_batches = Batcher::new(data.train.clone(), data.train_feeder, config.threads, 2)?;
-    let test_batches = Batcher::new(data.test.clone(), data.test_feeder, config.threads, 2)?;
+    let test_batches = Batcher::new(data.test.clone(), data.val_feeder, config.threads, 2)?;
     let limit = if config.max_batches == 0 {
         usize::MAX
     } else {
@@ -256,11 +264,12 @@ pub fn train(
         // One step ahead: step n + 1 is submitted before the losses of step n are read, so
         // the device is never idle while the host checks and logs a step.
         let mut pending: Option<PendingStep> = None;
-        let mut batches = train_batches.epoch(plan).take(limit);
+        let mut batches = train_batches.epoch(plan).take(limit).enumerate();
         loop {
             let next = match batches.next() {
-                Some(batch) => {
+                Some((index, batch)) => {
                     let batch = batch?;
+                    let lr = config.learning_rate_at(epoch, index, per_epoch);
                     Some(step.submit(&batch.x, &batch.labels, lr)?)
                 }
                 None => None,

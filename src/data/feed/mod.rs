@@ -4,6 +4,7 @@
 mod crop;
 mod key;
 mod ntu;
+mod pyskl;
 mod rotate;
 mod shape;
 mod streams;
@@ -12,6 +13,11 @@ mod ucla;
 pub use crop::{Crop, resize_into, valid_frames};
 pub use key::{SampleKey, noise_rng, shuffle_rng};
 pub use ntu::NtuFeeder;
+pub use pyskl::{
+    CLIP_LEN, FLIP_PROBABILITY, Pose, Precision, PysklFeeder, ROTATION, TEST_CLIPS, f32_to_half,
+    flip_joints, half_to_f32, pre_normalize, rot3d, rotate_pose, round_to_half, test_indices,
+    train_indices, write_sample,
+};
 pub use rotate::{MAX_ANGLE, random_rotation, rotate, rotation_matrix};
 pub use shape::SampleShape;
 pub use streams::{
@@ -40,4 +46,15 @@ pub trait Feeder: Send + Sync {
     /// Writes the sample for `clip` into `out` (`shape().len()` values). A clip the feeder cannot
     /// take (wrong joint count, too many persons) is an error that says why.
     fn feed(&self, clip: &Sequence, key: SampleKey, out: &mut [f32]) -> Result<(), String>;
+
+    /// Clips per sample: more than one where testing averages several (pyskl's 10-clip test).
+    fn clips(&self) -> usize {
+        1
+    }
+
+    /// Writes all [`Feeder::clips`] clips of the sample, clip after clip (`clips() ·
+    /// shape().len()` values).
+    fn feed_clips(&self, clip: &Sequence, key: SampleKey, out: &mut [f32]) -> Result<(), String> {
+        self.feed(clip, key, out)
+    }
 }

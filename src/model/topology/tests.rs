@@ -380,3 +380,45 @@ fn blockgcn_graph_hangs_the_hand_tips_on_the_hands() {
     assert!((0..25).all(|a| at(a + 1, a + 1) == 0));
     assert!(ucla().blockgcn().is_none());
 }
+
+#[test]
+fn hdgcn_groups_are_the_hop_distances_from_the_centre_capped_at_the_last_group() {
+    for name in Topology::shipped_names() {
+        let topology = Topology::shipped(name).unwrap();
+        assert!(
+            !topology.hdgcn().is_empty(),
+            "{name} has HD-GCN hierarchies"
+        );
+        // BlockGCN's NTU tree hangs the hand tips and thumbs from the hands, as the groups do.
+        let tree = topology
+            .blockgcn()
+            .map_or(topology.spatial_tree(), |b| &b.tree);
+        let v = topology.joint_count();
+        let hops = tree.hop_distances();
+        for h in topology.hdgcn() {
+            let last = h.groups.len() - 1;
+            for (level, group) in h.groups.iter().enumerate() {
+                for &j in group {
+                    assert_eq!(
+                        hops[h.com * v + j].min(last),
+                        level,
+                        "{name} com {}: joint {}",
+                        h.com + 1,
+                        j + 1
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_joint_in_two_hdgcn_groups_is_refused_with_its_line() {
+    let text = include_str!("../../../graph/ucla20.toml")
+        .replace("[15, 19], [16, 20]]", "[15, 19], [16, 20, 19]]");
+    let err = Topology::parse(&text, "ucla20.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("joint 19 is in two groups"), "{err}");
+    assert!(err.contains("line"), "{err}");
+}
