@@ -20,8 +20,8 @@
 use super::ModelOutput;
 use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS};
 use super::init::Init;
-use super::layers::{Conv, Dense, JointEmbedding, identity_stack};
-use super::ms_tcn::{MsTcn, UnitTcn};
+use super::layers::{Conv, Dense, JointEmbedding, identity_stack, pool_persons};
+use super::ms_tcn::{BlockResidual, MsTcn, UnitTcn};
 use super::sf_attach::AttachedHeads;
 use super::sf_head::SfFeatures;
 use super::unit_gcn::{Down, normalise_add_down};
@@ -32,7 +32,7 @@ use crate::ops::col_norm::col_l2_normalize;
 use crate::ops::concat::concat;
 use crate::ops::matmul::matmul;
 use crate::ops::persistence::mst_deaths;
-use crate::ops::reduce::{expand, mean};
+use crate::ops::reduce::expand;
 use crate::ops::reshape::reshape;
 use crate::ops::structure_elements::structure_elements;
 use crate::ops::{add::add, permute::permute, relu::relu};
@@ -204,17 +204,11 @@ struct TopoTrans {
     bn: BatchNorm,
 }
 
-enum Residual {
-    Identity,
-    /// l5 and l8: strided 1×1 conv + BN.
-    Unit(UnitTcn),
-}
-
 struct Block {
     topo: TopoTrans,
     gcn: BlockGc,
     tcn: MsTcn,
-    residual: Residual,
+    residual: BlockResidual,
 }
 
 pub struct BlockGcn {
@@ -266,12 +260,10 @@ impl BlockGcn {
                 stride,
                 &mut init,
             ));
-            residuals.push(if cin == cout && stride == 1 {
-                Residual::Identity
-            } else {
+            residuals.push(BlockResidual::of(true, (cin, cout), stride, || {
                 let name = format!("{prefix}.residual");
-                Residual::Unit(UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init))
-            });
+                UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init)
+            }));
         }
         // `t{i}` feeds block i + 1's input, of that block's input width.
         let topos: Vec<TopoTrans> = BLOCKS
@@ -372,16 +364,10 @@ impl BlockGcn {
             let y = block.gcn.forward(g, h, hops, mode);
             let y = self.sf_heads.apply(g, i, y, mode, &mut heads);
             let y = block.tcn.forward(g, y, mode);
-            let r = match &block.residual {
-                Residual::Identity => h,
-                Residual::Unit(unit) => unit.forward(g, h, mode),
-            };
-            let y = add(g, y, r);
+            let y = block.residual.add_to(g, y, h, mode);
             h = relu(g, y);
         }
-        let hs = g.shape(h).to_vec();
-        let h = reshape(g, h, &[n, m, hs[1], hs[2] * hs[3]]);
-        let pooled = mean(g, h, &[1, 3]);
+        let pooled = pool_persons(g, h, m);
         let mut output: ModelOutput = self.fc.apply(g, pooled).into();
         output.features = Some(pooled);
         output.losses = self.sf_heads.losses(g, &heads, n, m, mode);

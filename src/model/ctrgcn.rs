@@ -11,7 +11,8 @@ use super::ModelOutput;
 use super::aagcn::{self, AaGcnUnit, AgcnUnit};
 use super::blockgcn::TopologyRows;
 use super::init::Init;
-use super::ms_tcn::{MsTcn, UnitTcn};
+use super::layers::pool_persons;
+use super::ms_tcn::{BlockResidual, MsTcn, UnitTcn};
 use super::sf_attach::AttachedHeads;
 use super::sf_head::{ChannelError, SfFeatures, SfLossConfig};
 use super::stgcn::{self, StGcnUnit};
@@ -19,8 +20,7 @@ use super::topology::{Hierarchy, Topology};
 use super::unit_gcn::{UnitGcn, UnitGcnConfig};
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
-use crate::ops::reshape::reshape;
-use crate::ops::{add::add, linear::linear, permute::permute, reduce::mean, relu::relu};
+use crate::ops::{linear::linear, permute::permute, relu::relu};
 
 /// (C_in, C_out, temporal stride) of blocks l1…l10.
 pub const BLOCKS: [(usize, usize, usize); 10] = [
@@ -281,15 +281,6 @@ impl CtrGcnConfig {
     }
 }
 
-enum Residual {
-    /// l1: none.
-    Zero,
-    /// Same width and stride: the block input.
-    Identity,
-    /// l5 and l8: strided 1×1 conv + BN.
-    Unit(UnitTcn),
-}
-
 // Boxed: a block holds one unit of each kind, and the kinds differ much in size.
 enum Gcn {
     Ctr(Box<UnitGcn>),
@@ -307,7 +298,7 @@ enum Tcn {
 struct Block {
     gcn: Gcn,
     tcn: Tcn,
-    residual: Residual,
+    residual: BlockResidual,
 }
 
 pub struct CtrGcn {
@@ -390,14 +381,10 @@ impl CtrGcn {
                         unreachable!("{} is a network of its own", config.backbone.title())
                     }
                 };
-                let residual = if i == 0 {
-                    Residual::Zero
-                } else if cin == cout && stride == 1 {
-                    Residual::Identity
-                } else {
+                let residual = BlockResidual::of(i > 0, (cin, cout), stride, || {
                     let name = format!("{prefix}.residual");
-                    Residual::Unit(UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init))
-                };
+                    UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init)
+                });
                 Block { gcn, tcn, residual }
             })
             .collect::<Vec<Block>>();
@@ -460,19 +447,10 @@ impl CtrGcn {
                 Tcn::Ms(tcn) => tcn.forward(g, y, mode),
                 Tcn::Unit(tcn) => tcn.forward(g, y, mode),
             };
-            let y = match &block.residual {
-                Residual::Zero => y,
-                Residual::Identity => add(g, y, h),
-                Residual::Unit(unit) => {
-                    let r = unit.forward(g, h, mode);
-                    add(g, y, r)
-                }
-            };
+            let y = block.residual.add_to(g, y, h, mode);
             h = relu(g, y);
         }
-        let hs = g.shape(h).to_vec();
-        let h = reshape(g, h, &[n, m, hs[1], hs[2] * hs[3]]);
-        let pooled = mean(g, h, &[1, 3]);
+        let pooled = pool_persons(g, h, m);
         let logits = linear(g, pooled, self.fc_weight, Some(self.fc_bias));
         let losses = self.sf_heads.losses(g, &features, n, m, mode);
         ModelOutput {

@@ -25,8 +25,8 @@
 use super::ModelOutput;
 use super::ctrgcn::{BLOCKS, CtrGcnConfig, IN_CHANNELS};
 use super::init::Init;
-use super::layers::{Conv, Dense};
-use super::ms_tcn::{MsTcn, TcnInit, UnitTcn};
+use super::layers::{Conv, Dense, pool_persons};
+use super::ms_tcn::{BlockResidual, MsTcn, TcnInit, UnitTcn};
 use super::sf_attach::AttachedHeads;
 use super::sf_head::SfFeatures;
 use super::topology::Hierarchy;
@@ -44,7 +44,7 @@ use crate::ops::mul::mul;
 use crate::ops::reduce::{expand, mean, sum};
 use crate::ops::reshape::reshape;
 use crate::ops::sigmoid::sigmoid;
-use crate::ops::{add::add, permute::permute, relu::relu};
+use crate::ops::{permute::permute, relu::relu};
 
 /// Adjacency subsets per level: self links, one level outward, one level inward.
 pub const SUBSETS: usize = 3;
@@ -346,18 +346,10 @@ impl HdGconv {
     }
 }
 
-enum Residual {
-    /// l1: none.
-    Zero,
-    Identity,
-    /// l5 and l8: strided 1×1 conv + BN (`residual_conv`).
-    Unit(UnitTcn),
-}
-
 struct Block {
     gcn: HdGconv,
     tcn: MsTcn,
-    residual: Residual,
+    residual: BlockResidual,
 }
 
 pub struct HdGcn {
@@ -398,14 +390,10 @@ impl HdGcn {
                     TcnInit::HdGcn,
                     &mut init,
                 );
-                let residual = if i == 0 {
-                    Residual::Zero
-                } else if cin == cout && stride == 1 {
-                    Residual::Identity
-                } else {
+                let residual = BlockResidual::of(i > 0, (cin, cout), stride, || {
                     let name = format!("{prefix}.residual");
-                    Residual::Unit(UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init))
-                };
+                    UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init)
+                });
                 Block { gcn, tcn, residual }
             })
             .collect();
@@ -446,19 +434,10 @@ impl HdGcn {
             let y = block.gcn.forward(g, h, mode);
             let y = self.sf_heads.apply(g, i, y, mode, &mut heads);
             let y = block.tcn.forward(g, y, mode);
-            let y = match &block.residual {
-                Residual::Zero => y,
-                Residual::Identity => add(g, y, h),
-                Residual::Unit(unit) => {
-                    let r = unit.forward(g, h, mode);
-                    add(g, y, r)
-                }
-            };
+            let y = block.residual.add_to(g, y, h, mode);
             h = relu(g, y);
         }
-        let hs = g.shape(h).to_vec();
-        let h = reshape(g, h, &[n, m, hs[1], hs[2] * hs[3]]);
-        let pooled = mean(g, h, &[1, 3]);
+        let pooled = pool_persons(g, h, m);
         let mut output: ModelOutput = self.fc.apply(g, pooled).into();
         output.features = Some(pooled);
         output.losses = self.sf_heads.losses(g, &heads, n, m, mode);

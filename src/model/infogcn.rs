@@ -18,8 +18,8 @@
 
 use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS};
 use super::init::Init;
-use super::layers::{Conv, Dense, JointEmbedding, identity_stack};
-use super::ms_tcn::{MsTcn, TcnInit, UnitTcn};
+use super::layers::{Conv, Dense, JointEmbedding, identity_stack, pool_persons};
+use super::ms_tcn::{BlockResidual, MsTcn, TcnInit, UnitTcn};
 use super::sf_attach::AttachedHeads;
 use super::sf_head::SfFeatures;
 use super::unit_gcn::{Down, normalise_add_down};
@@ -176,16 +176,10 @@ impl SaGc {
     }
 }
 
-enum Residual {
-    Identity,
-    /// l4 and l7: strided 1×1 conv + BN.
-    Unit(UnitTcn),
-}
-
 struct Block {
     gcn: SaGc,
     tcn: MsTcn,
-    residual: Residual,
+    residual: BlockResidual,
 }
 
 pub struct InfoGcn {
@@ -221,12 +215,10 @@ impl InfoGcn {
                     TcnInit::PyTorch,
                     &mut init,
                 );
-                let residual = if cin == cout && stride == 1 {
-                    Residual::Identity
-                } else {
+                let residual = BlockResidual::of(true, (cin, cout), stride, || {
                     let name = format!("{prefix}.residual");
-                    Residual::Unit(UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init))
-                };
+                    UnitTcn::new(g, &name, (cin, cout), 1, stride, &mut init)
+                });
                 Block { gcn, tcn, residual }
             })
             .collect();
@@ -286,16 +278,10 @@ impl InfoGcn {
             let y = block.tcn.forward(g, y, mode);
             // InfoGCN's MS-TCN ends in a ReLU of its own.
             let y = relu(g, y);
-            let r = match &block.residual {
-                Residual::Identity => h,
-                Residual::Unit(unit) => unit.forward(g, h, mode),
-            };
-            let y = add(g, y, r);
+            let y = block.residual.add_to(g, y, h, mode);
             h = relu(g, y);
         }
-        let hs = g.shape(h).to_vec();
-        let h = reshape(g, h, &[n, m, hs[1], hs[2] * hs[3]]);
-        let pooled = mean(g, h, &[1, 3]);
+        let pooled = pool_persons(g, h, m);
         let hidden = self.fc.apply(g, pooled);
         let hidden = relu(g, hidden);
         let mu = self.fc_mu.apply(g, hidden);

@@ -7,8 +7,19 @@ use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::conv1x1::conv1x1;
 use crate::ops::linear::linear;
 use crate::ops::permute::permute;
-use crate::ops::reduce::expand;
+use crate::ops::reduce::{expand, mean};
 use crate::ops::reshape::reshape;
+
+/// The pooled features of the last block's output `h` (N·M, C, T, V): the mean over frames,
+/// joints and the M persons of each sample, (N, C), what every backbone's classifier reads.
+pub fn pool_persons(g: &mut Graph, h: TensorId, persons: usize) -> TensorId {
+    let shape = g.shape(h).to_vec();
+    let [rows, c, t, v] = shape[..] else {
+        panic!("pooling takes (N·M, C, T, V), got {shape:?}");
+    };
+    let h = reshape(g, h, &[rows / persons, persons, c, t * v]);
+    mean(g, h, &[1, 3])
+}
 
 /// A convolution's weight (PyTorch's (C_out, C_in, kh, kw)) and bias.
 #[derive(Debug, Clone, Copy)]

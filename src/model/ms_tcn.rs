@@ -10,6 +10,7 @@
 use super::init::Init;
 use super::layers::Conv;
 use crate::engine::{Graph, TensorId};
+use crate::ops::add::add;
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::concat::concat;
 use crate::ops::relu::relu;
@@ -208,6 +209,46 @@ impl MsTcn {
             })
             .collect();
         concat(g, &outs)
+    }
+}
+
+/// A block's residual: none, the block input where width and stride hold, else a strided 1×1
+/// `unit_tcn` (`{block}.residual`).
+pub enum BlockResidual {
+    Zero,
+    Identity,
+    Unit(UnitTcn),
+}
+
+impl BlockResidual {
+    /// The residual of a block (C_in → C_out, temporal stride `stride`) that has one if
+    /// `present`; `unit` makes the strided unit where the shape changes (its initialisation is
+    /// the backbone's).
+    pub fn of(
+        present: bool,
+        (cin, cout): (usize, usize),
+        stride: usize,
+        unit: impl FnOnce() -> UnitTcn,
+    ) -> Self {
+        if !present {
+            Self::Zero
+        } else if cin == cout && stride == 1 {
+            Self::Identity
+        } else {
+            Self::Unit(unit())
+        }
+    }
+
+    /// `y` plus the residual of the block input `x`.
+    pub fn add_to(&self, g: &mut Graph, y: TensorId, x: TensorId, mode: Mode) -> TensorId {
+        match self {
+            Self::Zero => y,
+            Self::Identity => add(g, y, x),
+            Self::Unit(unit) => {
+                let r = unit.forward(g, x, mode);
+                add(g, y, r)
+            }
+        }
     }
 }
 

@@ -37,8 +37,8 @@
 
 use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS};
 use super::init::Init;
-use super::layers::Conv;
-use super::ms_tcn::UnitTcn;
+use super::layers::{Conv, pool_persons};
+use super::ms_tcn::{BlockResidual, UnitTcn};
 use super::sf_attach::AttachedHeads;
 use super::sf_head::SfFeatures;
 use super::unit_gcn::{Down, normalise_add_down};
@@ -382,16 +382,7 @@ impl MsTcn {
 struct Block {
     gcn: UnitGcn,
     tcn: MsTcn,
-    residual: Residual,
-}
-
-enum Residual {
-    /// The first block has none.
-    Zero,
-    /// Same width and stride: the block input.
-    Identity,
-    /// Blocks 5 and 8: the strided 1×1 `unit_tcn`.
-    Unit(UnitTcn),
+    residual: BlockResidual,
 }
 
 pub struct ProtoGcn {
@@ -432,13 +423,9 @@ impl ProtoGcn {
                     &mut init,
                 );
                 let tcn = MsTcn::new(g, &format!("{prefix}.tcn"), (cout, cout), stride, &mut init);
-                let residual = if i == 0 {
-                    Residual::Zero
-                } else if cin == cout && stride == 1 {
-                    Residual::Identity
-                } else {
+                let residual = BlockResidual::of(i > 0, (cin, cout), stride, || {
                     let at = format!("{prefix}.residual");
-                    Residual::Unit(UnitTcn {
+                    UnitTcn {
                         conv: Conv::pytorch_default(
                             g,
                             &format!("{at}.conv"),
@@ -447,8 +434,8 @@ impl ProtoGcn {
                         ),
                         bn: BatchNorm::new(g, &format!("{at}.bn"), cout),
                         stride,
-                    })
-                };
+                    }
+                });
                 Block { gcn, tcn, residual }
             })
             .collect();
@@ -544,19 +531,10 @@ impl ProtoGcn {
             graph = Some(block_graph);
             let y = self.sf_heads.apply(g, i, y, mode, &mut heads);
             let y = block.tcn.forward(g, y, mode);
-            let y = match &block.residual {
-                Residual::Zero => y,
-                Residual::Identity => add(g, y, h),
-                Residual::Unit(unit) => {
-                    let r = unit.forward(g, h, mode);
-                    add(g, y, r)
-                }
-            };
+            let y = block.residual.add_to(g, y, h, mode);
             h = relu(g, y);
         }
-        let hs = g.shape(h).to_vec();
-        let h = reshape(g, h, &[n, m, hs[1], hs[2] * hs[3]]);
-        let pooled = mean(g, h, &[1, 3]);
+        let pooled = pool_persons(g, h, m);
         let logits = linear(g, pooled, self.fc.0, Some(self.fc.1));
         let mut output: ModelOutput = logits.into();
         output.features = Some(pooled);
