@@ -38,8 +38,8 @@ enum Command {
     Train {
         /// A named recipe: sfhead-ucla (the default), sfhead-ntu60, sfhead-ntu120,
         /// sfhead-pku-xsub, sfhead-pku-xview, the plain ctrgcn-* ones, the other backbones'
-        /// stgcn-*, aagcn-*, agcn-*, infogcn-* and sfhead-<model>-*, or smoke (the whole loop in
-        /// about a minute on a CPU driver).
+        /// stgcn-*, aagcn-*, agcn-*, infogcn-*, blockgcn-*, hdgcn-*, protogcn-* and
+        /// sfhead-<model>-*, or smoke (the whole loop in about a minute on a CPU driver).
         #[arg(long, conflicts_with_all = ["config", "resume"])]
         preset: Option<String>,
         /// A TOML file with every key of a configuration (the `config.toml` of a work directory
