@@ -18,7 +18,7 @@
 //! n·M + m the features of sample (n·M + m) mod N.
 
 use super::ModelOutput;
-use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS};
+use super::ctrgcn::CtrGcnConfig;
 use super::init::Init;
 use super::layers::{Conv, Dense, JointEmbedding, identity_stack, pool_persons};
 use super::ms_tcn::{BlockResidual, MsTcn, UnitTcn};
@@ -309,22 +309,11 @@ impl BlockGcn {
         }
     }
 
-    pub fn config(&self) -> &CtrGcnConfig {
-        &self.config
-    }
-
     /// Logits of a batch `x` (N, 3, T, V, M) of raw joints and, in training with SF-Head, its
     /// losses.
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> ModelOutput {
         let shape = g.shape(x).to_vec();
-        let [n, c, t, v, m] = shape[..] else {
-            panic!("BlockGCN takes (N, C, T, V, M), got {shape:?}");
-        };
-        assert_eq!(
-            (c, v, m),
-            (IN_CHANNELS, self.config.joints(), self.config.persons),
-            "input {shape:?} does not fit the model"
-        );
+        let [n, c, t, v, m] = self.config.input_dims(&shape);
         // The topology feature of each sample's raw joints, then each person row's copy.
         let deaths = mst_deaths(g, x);
         let features = structure_elements(g, deaths, self.centres, self.sharpness);

@@ -11,7 +11,7 @@ use super::ModelOutput;
 use super::aagcn::{self, AaGcnUnit, AgcnUnit};
 use super::blockgcn::TopologyRows;
 use super::init::Init;
-use super::layers::pool_persons;
+use super::layers::{person_joint_bn, pool_persons};
 use super::ms_tcn::{BlockResidual, MsTcn, UnitTcn};
 use super::sf_attach::AttachedHeads;
 use super::sf_head::{ChannelError, SfFeatures, SfLossConfig};
@@ -20,7 +20,7 @@ use super::topology::{Hierarchy, Topology};
 use super::unit_gcn::{UnitGcn, UnitGcnConfig};
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
-use crate::ops::{linear::linear, permute::permute, relu::relu};
+use crate::ops::{linear::linear, relu::relu};
 
 /// (C_in, C_out, temporal stride) of blocks l1…l10.
 pub const BLOCKS: [(usize, usize, usize); 10] = [
@@ -254,6 +254,23 @@ impl CtrGcnConfig {
         Self { backbone, ..self }
     }
 
+    /// The (N, C, T, V, M) of an input of `shape`.
+    ///
+    /// # Panics
+    /// If it is not a batch of this network's clips (C = 3, the skeleton's V, M persons).
+    pub fn input_dims(&self, shape: &[usize]) -> [usize; 5] {
+        let title = self.backbone.title();
+        let [n, c, t, v, m] = shape[..] else {
+            panic!("{title} takes (N, C, T, V, M), got {shape:?}");
+        };
+        assert_eq!(
+            (c, v, m),
+            (IN_CHANNELS, self.joints(), self.persons),
+            "{title}: input {shape:?} does not fit the model"
+        );
+        [n, c, t, v, m]
+    }
+
     /// HD-GCN's hierarchy: around `hdgcn_com`, else the topology file's first.
     ///
     /// # Panics
@@ -409,10 +426,6 @@ impl CtrGcn {
         }
     }
 
-    pub fn config(&self) -> &CtrGcnConfig {
-        &self.config
-    }
-
     /// Logits (N, K) of a batch `x` (N, 3, T, V, M).
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
         self.forward_with_losses(g, x, mode).logits
@@ -422,18 +435,8 @@ impl CtrGcn {
     /// combined over the heads and weighted as the options say.
     pub fn forward_with_losses(&self, g: &mut Graph, x: TensorId, mode: Mode) -> ModelOutput {
         let shape = g.shape(x).to_vec();
-        let [n, c, t, v, m] = shape[..] else {
-            panic!("CTR-GCN takes (N, C, T, V, M), got {shape:?}");
-        };
-        assert_eq!(
-            (c, v, m),
-            (IN_CHANNELS, self.config.joints(), self.config.persons),
-            "input {shape:?} does not fit the model"
-        );
-        // data_bn normalises each (person, joint, coordinate) channel over (N, T).
-        let h = permute(g, x, &shape, &[0, 4, 3, 1, 2], &[n, m * v * c, t]);
-        let h = self.data_bn.apply(g, h, mode);
-        let mut h = permute(g, h, &[n, m, v, c, t], &[0, 1, 3, 4, 2], &[n * m, c, t, v]);
+        let [n, _, _, _, m] = self.config.input_dims(&shape);
+        let mut h = person_joint_bn(g, &self.data_bn, x, mode);
         let mut features: Vec<SfFeatures> = Vec::new();
         for (i, block) in self.blocks.iter().enumerate() {
             let y = match &block.gcn {

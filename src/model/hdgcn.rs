@@ -25,7 +25,7 @@
 use super::ModelOutput;
 use super::ctrgcn::{BLOCKS, CtrGcnConfig, IN_CHANNELS};
 use super::init::Init;
-use super::layers::{Conv, Dense, pool_persons};
+use super::layers::{Conv, Dense, person_joint_bn, pool_persons};
 use super::ms_tcn::{BlockResidual, MsTcn, TcnInit, UnitTcn};
 use super::sf_attach::AttachedHeads;
 use super::sf_head::SfFeatures;
@@ -411,24 +411,11 @@ impl HdGcn {
         }
     }
 
-    pub fn config(&self) -> &CtrGcnConfig {
-        &self.config
-    }
-
     /// Logits of a batch `x` (N, 3, T, V, M) and, in training with SF-Head, its losses.
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> ModelOutput {
         let shape = g.shape(x).to_vec();
-        let [n, c, t, v, m] = shape[..] else {
-            panic!("HD-GCN takes (N, C, T, V, M), got {shape:?}");
-        };
-        assert_eq!(
-            (c, v, m),
-            (IN_CHANNELS, self.config.joints(), self.config.persons),
-            "input {shape:?} does not fit the model"
-        );
-        let h = permute(g, x, &shape, &[0, 4, 3, 1, 2], &[n, m * v * c, t]);
-        let h = self.data_bn.apply(g, h, mode);
-        let mut h = permute(g, h, &[n, m, v, c, t], &[0, 1, 3, 4, 2], &[n * m, c, t, v]);
+        let [n, _, _, _, m] = self.config.input_dims(&shape);
+        let mut h = person_joint_bn(g, &self.data_bn, x, mode);
         let mut heads: Vec<SfFeatures> = Vec::new();
         for (i, block) in self.blocks.iter().enumerate() {
             let y = block.gcn.forward(g, h, mode);

@@ -16,7 +16,7 @@
 //!
 //! With SF-Head, a head reads the SA-GC output of each chosen block, as on CTR-GCN.
 
-use super::ctrgcn::{CtrGcnConfig, IN_CHANNELS};
+use super::ctrgcn::CtrGcnConfig;
 use super::init::Init;
 use super::layers::{Conv, Dense, JointEmbedding, identity_stack, pool_persons};
 use super::ms_tcn::{BlockResidual, MsTcn, TcnInit, UnitTcn};
@@ -247,10 +247,6 @@ impl InfoGcn {
         }
     }
 
-    pub fn config(&self) -> &CtrGcnConfig {
-        &self.config
-    }
-
     /// Logits of a batch `x` (N, 3, T, V, M) and, in training, the latent losses (which read
     /// `labels`) and SF-Head's, with the noise input of the latent sample.
     pub fn forward(
@@ -261,14 +257,7 @@ impl InfoGcn {
         mode: Mode,
     ) -> ModelOutput {
         let shape = g.shape(x).to_vec();
-        let [n, c, t, v, m] = shape[..] else {
-            panic!("InfoGCN takes (N, C, T, V, M), got {shape:?}");
-        };
-        assert_eq!(
-            (c, v, m),
-            (IN_CHANNELS, self.config.joints(), self.config.persons),
-            "input {shape:?} does not fit the model"
-        );
+        let [n, c, t, v, m] = self.config.input_dims(&shape);
         let joints = permute(g, x, &shape, &[0, 4, 2, 3, 1], &[n * m * t * v, c]);
         let mut h = self.embedding.forward(g, joints, [n, m, t, v], mode);
         let mut features: Vec<SfFeatures> = Vec::new();

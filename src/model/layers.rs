@@ -10,6 +10,18 @@ use crate::ops::permute::permute;
 use crate::ops::reduce::{expand, mean};
 use crate::ops::reshape::reshape;
 
+/// CTR-GCN's `data_bn` on a batch `x` (N, C, T, V, M): each (person, joint, coordinate) channel
+/// normalised over (N, T), returned as the (N·M, C, T, V) rows the blocks take.
+pub fn person_joint_bn(g: &mut Graph, bn: &BatchNorm, x: TensorId, mode: Mode) -> TensorId {
+    let shape = g.shape(x).to_vec();
+    let [n, c, t, v, m] = shape[..] else {
+        panic!("data_bn takes (N, C, T, V, M), got {shape:?}");
+    };
+    let h = permute(g, x, &shape, &[0, 4, 3, 1, 2], &[n, m * v * c, t]);
+    let h = bn.apply(g, h, mode);
+    permute(g, h, &[n, m, v, c, t], &[0, 1, 3, 4, 2], &[n * m, c, t, v])
+}
+
 /// The pooled features of the last block's output `h` (N·M, C, T, V): the mean over frames,
 /// joints and the M persons of each sample, (N, C), what every backbone's classifier reads.
 pub fn pool_persons(g: &mut Graph, h: TensorId, persons: usize) -> TensorId {

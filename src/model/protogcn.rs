@@ -498,10 +498,6 @@ impl ProtoGcn {
         }
     }
 
-    pub fn config(&self) -> &CtrGcnConfig {
-        &self.config
-    }
-
     /// Logits of a batch `x` (N, 3, T, V, M) and, in training, the contrastive loss (which
     /// reads `labels`) with the PRN's dropout noise, and SF-Head's losses.
     pub fn forward(
@@ -512,14 +508,7 @@ impl ProtoGcn {
         mode: Mode,
     ) -> ModelOutput {
         let shape = g.shape(x).to_vec();
-        let [n, c, t, v, m] = shape[..] else {
-            panic!("ProtoGCN takes (N, C, T, V, M), got {shape:?}");
-        };
-        assert_eq!(
-            (c, v, m),
-            (IN_CHANNELS, self.config.joints(), self.config.persons),
-            "input {shape:?} does not fit the model"
-        );
+        let [n, c, t, v, m] = self.config.input_dims(&shape);
         // data_bn 'VC': channel v·C + c of each person row, over (N·M, T).
         let h = permute(g, x, &shape, &[0, 4, 3, 1, 2], &[n * m, v * c, t]);
         let h = self.data_bn.apply(g, h, mode);

@@ -4,35 +4,10 @@
 //! saving an index tensor; one invocation handles a whole line, which suits the lines HD-GCN
 //! reduces (T frames, k neighbours).
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{arg, elementwise_grid};
+use super::lines::record_lines;
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    lines: u32,
-    n: u32,
-    inner: u32,
-    _pad: u32,
-}
-
-impl Params {
-    /// The (outer, n, inner) view of the input `shape` around `axis`.
-    fn new(shape: &[usize], axis: usize) -> Self {
-        let n = shape[axis];
-        let inner: usize = shape[axis + 1..].iter().product();
-        Self {
-            lines: (shape.iter().product::<usize>() / n) as u32,
-            n: n as u32,
-            inner: inner as u32,
-            _pad: 0,
-        }
-    }
-}
 
 #[derive(Debug)]
 struct AxisMax {
@@ -57,30 +32,19 @@ pub fn max_axis(g: &mut Graph, x: TensorId, axis: usize) -> TensorId {
     y
 }
 
-fn record_lines(
-    rec: &mut Recorder<'_>,
-    entry: &'static str,
-    axis: usize,
-    inputs: &[TensorId],
-    output: TensorId,
-) {
-    let params = Params::new(rec.shape(inputs[0]), axis);
-    let args = inputs.iter().chain([&output]).copied().map(arg).collect();
-    rec.dispatch(
-        Kernel::new(shader!("axis_max"), entry),
-        &params,
-        args,
-        elementwise_grid(params.lines as usize),
-    );
-}
-
 impl Op for AxisMax {
     fn name(&self) -> &'static str {
         "max_axis"
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        record_lines(rec, "max_forward", self.axis, inputs, outputs[0]);
+        record_lines(
+            rec,
+            Kernel::new(shader!("axis_max"), "max_forward"),
+            self.axis,
+            inputs,
+            outputs[0],
+        );
     }
 
     fn backward(
@@ -102,7 +66,13 @@ impl Op for AxisMaxGrad {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        record_lines(rec, "max_backward", self.axis, inputs, outputs[0]);
+        record_lines(
+            rec,
+            Kernel::new(shader!("axis_max"), "max_backward"),
+            self.axis,
+            inputs,
+            outputs[0],
+        );
     }
 }
 
@@ -110,18 +80,7 @@ pub mod cpu {
     //! f64 references on a contiguous tensor of `shape`, along `axis`; lines are numbered as the
     //! output's elements.
 
-    /// The flat indices of every line along `axis`, in the order of the output's elements.
-    fn lines(shape: &[usize], axis: usize) -> Vec<Vec<usize>> {
-        let n = shape[axis];
-        let inner: usize = shape[axis + 1..].iter().product();
-        let outer: usize = shape[..axis].iter().product();
-        (0..outer * inner)
-            .map(|l| {
-                let start = (l / inner) * n * inner + l % inner;
-                (0..n).map(|j| start + j * inner).collect()
-            })
-            .collect()
-    }
+    use crate::ops::lines::lines;
 
     /// The first index of the largest value among `line`'s elements of `x`.
     fn first_argmax(x: &[f64], line: &[usize]) -> usize {

@@ -23,6 +23,7 @@ pub mod l2_normalize;
 pub mod layer_norm;
 pub mod leaky_relu;
 pub mod linear;
+mod lines;
 pub mod matmul;
 pub mod mul;
 mod output_grad;

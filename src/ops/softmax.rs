@@ -3,35 +3,10 @@
 //! line with serial loops, which suits the short lines it serves (SF-Head's 4 fusion weights,
 //! attention over at most a few dozen positions).
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{arg, elementwise_grid};
+use super::lines::record_lines;
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    lines: u32,
-    n: u32,
-    inner: u32,
-    _pad: u32,
-}
-
-impl Params {
-    /// The (outer, n, inner) view of `shape` around `axis`.
-    fn new(shape: &[usize], axis: usize) -> Self {
-        let n = shape[axis];
-        let inner: usize = shape[axis + 1..].iter().product();
-        Self {
-            lines: (shape.iter().product::<usize>() / n) as u32,
-            n: n as u32,
-            inner: inner as u32,
-            _pad: 0,
-        }
-    }
-}
 
 #[derive(Debug)]
 struct Softmax {
@@ -55,30 +30,19 @@ pub fn softmax(g: &mut Graph, x: TensorId, axis: usize) -> TensorId {
     y
 }
 
-fn record_lines(
-    rec: &mut Recorder<'_>,
-    entry: &'static str,
-    axis: usize,
-    inputs: &[TensorId],
-    output: TensorId,
-) {
-    let params = Params::new(rec.shape(output), axis);
-    let args = inputs.iter().chain([&output]).copied().map(arg).collect();
-    rec.dispatch(
-        Kernel::new(shader!("softmax"), entry),
-        &params,
-        args,
-        elementwise_grid(params.lines as usize),
-    );
-}
-
 impl Op for Softmax {
     fn name(&self) -> &'static str {
         "softmax"
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        record_lines(rec, "softmax_forward", self.axis, inputs, outputs[0]);
+        record_lines(
+            rec,
+            Kernel::new(shader!("softmax"), "softmax_forward"),
+            self.axis,
+            inputs,
+            outputs[0],
+        );
     }
 
     fn backward(
@@ -103,25 +67,20 @@ impl Op for SoftmaxGrad {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        record_lines(rec, "softmax_backward", self.axis, inputs, outputs[0]);
+        record_lines(
+            rec,
+            Kernel::new(shader!("softmax"), "softmax_backward"),
+            self.axis,
+            inputs,
+            outputs[0],
+        );
     }
 }
 
 pub mod cpu {
     //! f64 references on a contiguous tensor of `shape`, along `axis`.
 
-    /// The flat indices of every line along `axis`.
-    fn lines(shape: &[usize], axis: usize) -> Vec<Vec<usize>> {
-        let n = shape[axis];
-        let inner: usize = shape[axis + 1..].iter().product();
-        let outer: usize = shape[..axis].iter().product();
-        (0..outer * inner)
-            .map(|l| {
-                let start = (l / inner) * n * inner + l % inner;
-                (0..n).map(|j| start + j * inner).collect()
-            })
-            .collect()
-    }
+    use crate::ops::lines::lines;
 
     /// exp(x_i)/Σ_j exp(x_j) over each line.
     pub fn softmax(x: &[f64], shape: &[usize], axis: usize) -> Vec<f64> {

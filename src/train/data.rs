@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::config::TrainConfig;
 use crate::data::feed::{Feeder, NtuFeeder, PysklFeeder, UclaFeeder};
 use crate::data::ntu::npz::NpzClips;
-use crate::data::subset::{Subset, split_holdout};
+use crate::data::subset::split_holdout;
 use crate::data::ucla::UclaSplits;
 use crate::data::{ClipSet, PackedClips, Part};
 
@@ -31,70 +31,14 @@ pub const PYSKL: &str = "pyskl";
 /// Opens the data `config` names (its `data` path, or the bundled NW-UCLA set).
 pub fn open(config: &TrainConfig) -> anyhow::Result<Data> {
     let stream = config.stream()?;
-    let dataset = config.dataset()?;
-    // The split sets and feeders, before the held-out part is taken from the training set.
-    let whole = |train: Arc<dyn ClipSet>, test, train_feeder, test_feeder: Arc<dyn Feeder>| Data {
-        holdout: Arc::new(Subset::new(train.clone(), Vec::new())),
-        train,
-        test,
-        train_feeder,
-        val_feeder: test_feeder.clone(),
-        test_feeder,
-    };
-    let pyskl = config.pipeline == PYSKL;
-    let data = if dataset == crate::model::ctrgcn::Dataset::Ucla && !pyskl {
+    let ucla = config.dataset()? == crate::model::ctrgcn::Dataset::Ucla;
+    // The split sets, before the held-out part is taken from the training set.
+    let (train, test): (Arc<dyn ClipSet>, Arc<dyn ClipSet>) = if ucla {
         let source = (!config.data.is_empty()).then(|| Path::new(&config.data));
         let splits = UclaSplits::open(source)?;
-        let feeder = |train| UclaFeeder {
-            frames: config.frames,
-            ..UclaFeeder::new(train, stream, config.motion)
-        };
-        whole(
-            Arc::new(splits.train),
-            Arc::new(splits.test),
-            Arc::new(feeder(true)),
-            Arc::new(feeder(false)),
-        )
-    } else if pyskl {
-        let model = config.model()?;
-        let (sets, flip) = if dataset == crate::model::ctrgcn::Dataset::Ucla {
-            let source = (!config.data.is_empty()).then(|| Path::new(&config.data));
-            let splits = UclaSplits::open(source)?;
-            let sets: (Arc<dyn ClipSet>, Arc<dyn ClipSet>) =
-                (Arc::new(splits.train), Arc::new(splits.test));
-            (sets, model.topology.flip().map(<[usize]>::to_vec))
-        } else {
-            let path = Path::new(&config.data);
-            let sets: (Arc<dyn ClipSet>, Arc<dyn ClipSet>) = (
-                Arc::new(PackedClips::open(path, Part::Train)?),
-                Arc::new(PackedClips::open(path, Part::Test)?),
-            );
-            (sets, model.topology.flip().map(<[usize]>::to_vec))
-        };
-        let shaped = |feeder: PysklFeeder| PysklFeeder {
-            clip_len: config.frames,
-            persons: model.persons,
-            ..feeder
-        };
-        let test = shaped(PysklFeeder {
-            clips: config.test_clips,
-            ..PysklFeeder::test(model.joints())
-        });
-        Data {
-            val_feeder: Arc::new(PysklFeeder {
-                clips: 1,
-                ..test.clone()
-            }),
-            ..whole(
-                sets.0,
-                sets.1,
-                Arc::new(shaped(PysklFeeder::train(model.joints(), flip))),
-                Arc::new(test),
-            )
-        }
+        (Arc::new(splits.train), Arc::new(splits.test))
     } else {
         let path = Path::new(&config.data);
-        let window = config.frames;
         // CTR-GCN's `.npz` layout (what `prepare pku` writes) or our packed file.
         let open = |part| -> anyhow::Result<Arc<dyn ClipSet>> {
             Ok(if path.extension().is_some_and(|e| e == "npz") {
@@ -103,23 +47,53 @@ pub fn open(config: &TrainConfig) -> anyhow::Result<Data> {
                 Arc::new(PackedClips::open(path, part)?)
             })
         };
-        whole(
-            open(Part::Train)?,
-            open(Part::Test)?,
-            Arc::new(NtuFeeder {
-                window,
-                ..NtuFeeder::train(stream, config.motion)
-            }),
-            Arc::new(NtuFeeder {
-                window,
-                ..NtuFeeder::test(stream, config.motion)
-            }),
-        )
+        (open(Part::Train)?, open(Part::Test)?)
     };
-    let (train, holdout) = split_holdout(data.train, config.seed, config.holdout);
+    let (train_feeder, test_feeder, val_feeder): (Arc<dyn Feeder>, Arc<dyn Feeder>, _) =
+        if config.pipeline == PYSKL {
+            let model = config.model()?;
+            let shaped = |feeder: PysklFeeder| PysklFeeder {
+                clip_len: config.frames,
+                persons: model.persons,
+                ..feeder
+            };
+            let flip = model.topology.flip().map(<[usize]>::to_vec);
+            let test = shaped(PysklFeeder::test(model.joints()));
+            (
+                Arc::new(shaped(PysklFeeder::train(model.joints(), flip))),
+                Arc::new(PysklFeeder {
+                    clips: config.test_clips,
+                    ..test.clone()
+                }),
+                Some(Arc::new(PysklFeeder { clips: 1, ..test }) as Arc<dyn Feeder>),
+            )
+        } else if ucla {
+            let feeder = |train| UclaFeeder {
+                frames: config.frames,
+                ..UclaFeeder::new(train, stream, config.motion)
+            };
+            (Arc::new(feeder(true)), Arc::new(feeder(false)), None)
+        } else {
+            let window = config.frames;
+            (
+                Arc::new(NtuFeeder {
+                    window,
+                    ..NtuFeeder::train(stream, config.motion)
+                }),
+                Arc::new(NtuFeeder {
+                    window,
+                    ..NtuFeeder::test(stream, config.motion)
+                }),
+                None,
+            )
+        };
+    let (train, holdout) = split_holdout(train, config.seed, config.holdout);
     Ok(Data {
         train,
         holdout,
-        ..data
+        test,
+        train_feeder,
+        val_feeder: val_feeder.unwrap_or_else(|| test_feeder.clone()),
+        test_feeder,
     })
 }
