@@ -11,12 +11,12 @@
 // With splits > 1 there must be a single product; workgroup z = split writes its partial C at
 // z·c_batch, and a reduction over splits finishes the sum (deterministically, no atomics).
 //
-// Entries (both workgroup 16×16, a 64×64 tile of C per workgroup, 4×4 per invocation, grid
-// (⌈n/64⌉, ⌈m/64⌉, products·splits)):
-//   gemm:        k-tiles of 16 staged in workgroup memory, for GPUs;
-//   gemm_direct: operands read straight from storage, no workgroup memory and no barrier, for
-//                CPU drivers (the body is shaders/lib/direct_gemm.wgsl, shared with the
-//                temporal convolution).
+// Entries (grid x, y over the tiles of C, z over products·splits):
+//   gemm:        workgroup 16×16, a 64×64 tile of C per workgroup, 4×4 per invocation, k-tiles
+//                of 16 staged in workgroup memory, for GPUs;
+//   gemm_direct: workgroup LANES, 16 × 8 outputs per invocation, operands read straight from
+//                storage, no workgroup memory and no barrier, for CPU drivers (the body is
+//                shaders/lib/direct_gemm.wgsl, shared with the temporal convolution).
 // Both add the products of each output in the same order (k ascending, padding adds exact zeros
 // in `gemm`), so they give the same bits.
 // Bindings: 0 params, 1 a, 2 b, 3 bias (length m if BIAS = 1, n if BIAS = 2; unused if 0), 4 c.
@@ -179,7 +179,7 @@ fn store_c(z: u32, i: u32, j: u32, v: f32) {
 
 //! include direct_gemm
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(LANES)
 fn gemm_direct(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,

@@ -12,13 +12,14 @@
 //                   samples summed as `kb` products; split along (kb, k-tile) like the GEMM, each
 //                   split writing a partial C that a tree reduction sums (deterministic, no atomics).
 //
-// Entries (workgroup 16×16, a 64×64 tile of C per workgroup, 4×4 per invocation, grid
-// (⌈n/64⌉, ⌈m/64⌉, products·splits); C of product or split z is contiguous at z·m·n):
-//   tconv:        k-tiles of 16 staged in workgroup memory so that each loaded operand value is
-//                 used 64 times, for GPUs;
+// Entries (grid x, y over the tiles of C, z over products·splits; C of product or split z is
+// contiguous at z·m·n):
+//   tconv:        workgroup 16×16, a 64×64 tile of C per workgroup, 4×4 per invocation, k-tiles
+//                 of 16 staged in workgroup memory so that each loaded operand value is used 64
+//                 times, for GPUs;
 //   tconv_direct: operands read through the index maps straight from storage, no workgroup
-//                 memory or barrier, for CPU drivers (shaders/lib/direct_gemm.wgsl); the same
-//                 order of sums, so the same bits.
+//                 memory or barrier, for CPU drivers (shaders/lib/direct_gemm.wgsl, workgroup
+//                 LANES); the same order of sums, so the same bits.
 // Bindings: 0 params, 1 a (w in modes 0 and 1, gy in mode 2), 2 b (x in modes 0 and 2, gy in
 // mode 1), 3 bias (read only when BIAS), 4 c.
 
@@ -212,7 +213,7 @@ fn store_c(z: u32, i: u32, j: u32, v: f32) {
 
 //! include direct_gemm
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(LANES)
 fn tconv_direct(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,

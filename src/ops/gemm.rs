@@ -7,13 +7,13 @@ use bytemuck::{Pod, Zeroable};
 use super::arg;
 use super::reduce::{AxisSplit, Summand, record_sum};
 use crate::engine::{Arg, Graph, Op, Recorder, TensorId};
-use crate::gpu::{GemmVariant, Kernel};
+use crate::gpu::{GemmVariant, Kernel, Shader};
 use crate::shader;
 
 /// Rows and columns of C computed by one workgroup.
 const TILE: usize = 64;
 /// Depth of one k-tile.
-const K_TILE: usize = 16;
+pub(super) const K_TILE: usize = 16;
 /// Enough workgroups to fill a large GPU; below this a single product is split along k.
 const TARGET_WORKGROUPS: usize = 512;
 /// Least k-tiles per split, so a split does real work.
@@ -114,17 +114,13 @@ impl Gemm {
         (self.m * self.n * self.k * self.kb * self.products) as u64
     }
 
-    /// How many ranges the k iterations are cut into (1: no split).
-    fn splits(&self) -> usize {
-        if self.products > 1 || self.bias != Bias::None {
-            return 1;
-        }
-        let tiles = self.m.div_ceil(TILE) * self.n.div_ceil(TILE);
+    /// Splits of the k iterations and iterations per split (1 split: none).
+    fn split(&self) -> (usize, usize) {
         let iterations = self.kb * self.k.div_ceil(K_TILE);
-        (TARGET_WORKGROUPS / tiles)
-            .min(iterations.div_ceil(MIN_TILES_PER_SPLIT))
-            .min(MAX_PARTIAL_BYTES / (4 * self.m * self.n))
-            .max(1)
+        if self.products > 1 || self.bias != Bias::None {
+            return (1, iterations);
+        }
+        split_k(self.m, self.n, iterations)
     }
 
     /// Appends this product to the graph: inputs A, B (and the bias), output C of `shape`.
@@ -150,10 +146,7 @@ impl Gemm {
 
     /// Records the product of `a` and `b` into `c`; split-K partials use scratch slots 0 and 1.
     pub fn record(&self, rec: &mut Recorder<'_>, a: Arg, b: Arg, bias: Option<Arg>, c: Arg) {
-        let splits = self.splits();
-        let iterations = self.kb * self.k.div_ceil(K_TILE);
-        let per_split = iterations.div_ceil(splits);
-        let splits = iterations.div_ceil(per_split).max(1);
+        let (splits, per_split) = self.split();
         let partial = Arg::Scratch {
             slot: 0,
             bytes: (splits * self.m * self.n * 4) as u64,
@@ -181,11 +174,9 @@ impl Gemm {
             b_kb: self.b.kb_stride as u32,
             _pad: [0; 2],
         };
-        let entry = match rec.tuning().gemm {
-            GemmVariant::Tiled => "gemm",
-            GemmVariant::Direct => "gemm_direct",
-        };
-        let kernel = Kernel::new(shader!("gemm"), entry)
+        let layout = TileLayout::new(rec.tuning().gemm, self.m, self.n);
+        let kernel = layout
+            .kernel(shader!("gemm"), ["gemm", "gemm_direct"])
             .with("TRANS_A", self.a.trans)
             .with("TRANS_B", self.b.trans)
             .with("BIAS", self.bias as u32);
@@ -194,11 +185,7 @@ impl Gemm {
             kernel,
             &params,
             vec![a, b, bias.unwrap_or(unused_bias), target],
-            [
-                self.n.div_ceil(TILE) as u32,
-                self.m.div_ceil(TILE) as u32,
-                (self.products * splits) as u32,
-            ],
+            layout.grid((self.products * splits) as u32),
         );
         if splits > 1 {
             let split = AxisSplit {
@@ -207,6 +194,108 @@ impl Gemm {
             };
             record_sum(rec, &split, Summand::Value, partial, None, None, 1.0, c, 1);
         }
+    }
+}
+
+/// Splits along k of a single product C (m×n) of `iterations` (summed product, k-tile) pairs,
+/// and iterations per split: enough workgroups to fill a large GPU, each doing real work, within
+/// the scratch ceiling. The same on every adapter, so the sums' order is too.
+pub(super) fn split_k(m: usize, n: usize, iterations: usize) -> (usize, usize) {
+    let tiles = m.div_ceil(TILE) * n.div_ceil(TILE);
+    let splits = (TARGET_WORKGROUPS / tiles)
+        .min(iterations.div_ceil(MIN_TILES_PER_SPLIT))
+        .min(MAX_PARTIAL_BYTES / (4 * m * n))
+        .max(1);
+    let per_split = iterations.div_ceil(splits);
+    (iterations.div_ceil(per_split).max(1), per_split)
+}
+
+/// How C (m×n) is cut over workgroups, for the GEMM and the temporal convolution, which share
+/// their kernel bodies (`shaders/lib/direct_gemm.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TileLayout {
+    /// 64×64 tiles of 16×16 invocations.
+    Tiled { m: usize, n: usize },
+    /// Direct loads: 16 outputs along the uniform axis by 8·`lanes` along the lane axis per
+    /// workgroup of `lanes` invocations, the lanes along C's rows or its columns.
+    Direct {
+        lanes_on_rows: bool,
+        lanes: usize,
+        uniform: usize,
+        along_lanes: usize,
+    },
+}
+
+/// Outputs along the direct body's uniform axis per workgroup, and per invocation along its lane
+/// axis.
+const DIRECT_UNIFORM: usize = 16;
+const DIRECT_PER_LANE: usize = 8;
+
+impl TileLayout {
+    /// The tiles for C of m×n under `variant`. For the direct body, the axes and the workgroup
+    /// width that pad C least (small products such as the graph aggregations' V × V would
+    /// otherwise run mostly on padding); among equals, wider workgroups.
+    pub(super) fn new(variant: GemmVariant, m: usize, n: usize) -> Self {
+        if variant == GemmVariant::Tiled {
+            return Self::Tiled { m, n };
+        }
+        let padded = |uniform: usize, along: usize, lanes: usize| {
+            uniform.next_multiple_of(DIRECT_UNIFORM)
+                * along.next_multiple_of(DIRECT_PER_LANE * lanes)
+        };
+        [false, true]
+            .into_iter()
+            .flat_map(|lanes_on_rows| [64, 32, 16, 8].map(|lanes| (lanes_on_rows, lanes)))
+            .map(|(lanes_on_rows, lanes)| {
+                let (uniform, along_lanes) = if lanes_on_rows { (n, m) } else { (m, n) };
+                Self::Direct {
+                    lanes_on_rows,
+                    lanes,
+                    uniform,
+                    along_lanes,
+                }
+            })
+            .min_by_key(|layout| match *layout {
+                Self::Direct {
+                    lanes,
+                    uniform,
+                    along_lanes,
+                    ..
+                } => padded(uniform, along_lanes, lanes),
+                Self::Tiled { .. } => unreachable!(),
+            })
+            .expect("layouts to choose from")
+    }
+
+    /// The kernel of `shader` at its tiled or direct entry, with the layout's constants.
+    pub(super) fn kernel(&self, shader: Shader, [tiled, direct]: [&'static str; 2]) -> Kernel {
+        match *self {
+            Self::Tiled { .. } => Kernel::new(shader, tiled),
+            Self::Direct {
+                lanes_on_rows,
+                lanes,
+                ..
+            } => Kernel::new(shader, direct)
+                .with("LANES_ON_ROWS", lanes_on_rows)
+                .with("LANES", lanes as u32),
+        }
+    }
+
+    /// The grid for `z` products or splits.
+    pub(super) fn grid(&self, z: u32) -> [u32; 3] {
+        let (x, y) = match *self {
+            Self::Tiled { m, n } => (n.div_ceil(TILE), m.div_ceil(TILE)),
+            Self::Direct {
+                lanes,
+                uniform,
+                along_lanes,
+                ..
+            } => (
+                along_lanes.div_ceil(DIRECT_PER_LANE * lanes),
+                uniform.div_ceil(DIRECT_UNIFORM),
+            ),
+        };
+        [x as u32, y as u32, z]
     }
 }
 
@@ -265,5 +354,34 @@ pub mod cpu {
             }
         }
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GemmVariant, TileLayout};
+
+    fn direct(m: usize, n: usize) -> (bool, usize) {
+        match TileLayout::new(GemmVariant::Direct, m, n) {
+            TileLayout::Direct {
+                lanes_on_rows,
+                lanes,
+                ..
+            } => (lanes_on_rows, lanes),
+            TileLayout::Tiled { .. } => panic!("a tiled layout for the direct variant"),
+        }
+    }
+
+    #[test]
+    fn direct_layout_pads_least() {
+        // Few channels by frames × joints: lanes along the long columns, as wide as fits.
+        assert_eq!(direct(16, 1024), (false, 64));
+        assert_eq!(direct(16, 1040), (false, 8));
+        // A graph aggregation, (C·T) × V: lanes along the rows.
+        assert_eq!(direct(52, 20), (true, 8));
+        assert_eq!(direct(1024, 25), (true, 64));
+        // The grid covers C.
+        let layout = TileLayout::new(GemmVariant::Direct, 150, 7);
+        assert_eq!(layout.grid(3), [3, 1, 3]);
     }
 }

@@ -8,22 +8,11 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::arg;
+use super::gemm::{K_TILE, TileLayout, split_k};
 use super::reduce::{self, AxisSplit, Summand, record_sum};
 use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
-use crate::gpu::{GemmVariant, Kernel};
-use crate::shader;
 
-/// Rows and columns of C computed by one workgroup.
-const TILE: usize = 64;
-/// Depth of one k-tile.
-const K_TILE: usize = 16;
-/// The weight gradient has few tiles and a long depth: it is split along the depth until about
-/// this many workgroups run.
-const TARGET_WORKGROUPS: usize = 512;
-/// Least k-tiles per split, so a split does real work.
-const MIN_TILES_PER_SPLIT: usize = 4;
-/// Ceiling on the scratch of split partial products.
-const MAX_PARTIAL_BYTES: usize = 64 << 20;
+use crate::shader;
 
 /// Sizes of one temporal convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,17 +85,12 @@ fn record_pass(
         Pass::GradWeight => (d.cout, d.cin * taps, d.frames_out() * d.joints, d.batch, 1),
     };
     let iterations = kb * k.div_ceil(K_TILE);
-    let splits = if pass == Pass::GradWeight {
-        let tiles = m.div_ceil(TILE) * n.div_ceil(TILE);
-        (TARGET_WORKGROUPS / tiles)
-            .min(iterations.div_ceil(MIN_TILES_PER_SPLIT))
-            .min(MAX_PARTIAL_BYTES / (4 * m * n))
-            .max(1)
+    // The weight gradient has few tiles and a long depth, so it is split along the depth.
+    let (splits, per_split) = if pass == Pass::GradWeight {
+        split_k(m, n, iterations)
     } else {
-        1
+        (1, iterations)
     };
-    let per_split = iterations.div_ceil(splits);
-    let splits = iterations.div_ceil(per_split).max(1);
     let params = Params {
         m: m as u32,
         n: n as u32,
@@ -134,11 +118,9 @@ fn record_pass(
     } else {
         c.clone()
     };
-    let entry = match rec.tuning().gemm {
-        GemmVariant::Tiled => "tconv",
-        GemmVariant::Direct => "tconv_direct",
-    };
-    let kernel = Kernel::new(shader!("temporal_conv"), entry)
+    let layout = TileLayout::new(rec.tuning().gemm, m, n);
+    let kernel = layout
+        .kernel(shader!("temporal_conv"), ["tconv", "tconv_direct"])
         .with("MODE", pass as u32)
         .with("BIAS", bias.is_some());
     let unused_bias = a.clone();
@@ -146,11 +128,7 @@ fn record_pass(
         kernel,
         &params,
         vec![a, b, bias.unwrap_or(unused_bias), target],
-        [
-            n.div_ceil(TILE) as u32,
-            m.div_ceil(TILE) as u32,
-            (products * splits) as u32,
-        ],
+        layout.grid((products * splits) as u32),
     );
     if splits > 1 {
         let split = AxisSplit {
