@@ -3,11 +3,12 @@
 // per-channel arithmetic in one dispatch instead of reduce.wgsl's passes and a finishing kernel.
 //
 // A channel's elements are added in the order of reduce.wgsl's two-pass tree: chunk k holds
-// elements [k·chunk_len, (k+1)·chunk_len), which the 256 invocations stride through before a
+// elements [k·chunk_len, (k+1)·chunk_len), which the tree's 256 lanes stride through before a
 // workgroup tree; a second tree then adds the chunk sums (a single chunk is its own result).
 // Element e of channel c is x[(e / inner)·channels·inner + c·inner + e % inner].
 //
-// Entries (workgroup 256, workgroup c = channel c, grid folded over x and y):
+// Entries (workgroup TREE_LANES, shaders/lib/tree_sum.wgsl; workgroup c = channel c, grid folded
+// over x and y):
 //   bn_stats: mean = Σ x / n, then the biased variance as Σ (x − mean)² / n in a second pass (a
 //       large common offset does not cancel), rstd = 1/√(var + eps), and PyTorch's running
 //       update: running_mean ← (1−μ)·running_mean + μ·mean, running_var ← (1−μ)·running_var +
@@ -39,6 +40,8 @@ const MAX_CHUNKS: u32 = 16u;
 
 // Chunk sums of up to two quantities: the first at [0, 16), the second at [16, 32).
 var<workgroup> chunk_sums: array<f32, 32>;
+// Each lane's Σ g·(x − m) while the tree sums Σ g.
+var<workgroup> second_tree: array<f32, 256>;
 // A result of invocation 0 that every invocation needs.
 var<workgroup> broadcast: f32;
 
@@ -50,9 +53,9 @@ fn element_at(c: u32, e: u32) -> u32 {
     return (e / p.inner) * p.channels * p.inner + c * p.inner + e % p.inner;
 }
 
-// Stores the workgroup sum of `value` as chunk sum `slot`; every invocation must call it.
-fn store_chunk_sum(lid: u32, value: f32, slot: u32) {
-    let s = tree_sum(lid, value);
+// Stores the sum of the filled tree as chunk sum `slot`; every invocation must call it.
+fn store_chunk_sum(lid: u32, slot: u32) {
+    let s = tree_total(lid);
     if lid == 0u {
         chunk_sums[slot] = s;
     }
@@ -65,11 +68,14 @@ fn combine(lid: u32, base: u32) -> f32 {
     if p.chunks == 1u {
         return chunk_sums[base];
     }
-    var acc = 0.0;
-    if lid < p.chunks {
-        acc += chunk_sums[base + lid];
+    for (var lane = lid; lane < 256u; lane += TREE_LANES) {
+        var acc = 0.0;
+        if lane < p.chunks {
+            acc += chunk_sums[base + lane];
+        }
+        tree[lane] = acc;
     }
-    let s = tree_sum(lid, acc);
+    let s = tree_total(lid);
     workgroupBarrier();
     return s;
 }
@@ -86,21 +92,24 @@ fn stats_chunks(c: u32, lid: u32, centred: bool, m: f32) {
     for (var k = 0u; k < p.chunks; k++) {
         let start = k * p.chunk_len;
         let end = min(start + p.chunk_len, p.count);
-        var acc = 0.0;
-        for (var e = start + lid; e < end; e += 256u) {
-            let v = st_x[element_at(c, e)];
-            if centred {
-                let d = v - m;
-                acc += d * d;
-            } else {
-                acc += v;
+        for (var lane = lid; lane < 256u; lane += TREE_LANES) {
+            var acc = 0.0;
+            for (var e = start + lane; e < end; e += 256u) {
+                let v = st_x[element_at(c, e)];
+                if centred {
+                    let d = v - m;
+                    acc += d * d;
+                } else {
+                    acc += v;
+                }
             }
+            tree[lane] = acc;
         }
-        store_chunk_sum(lid, acc, k);
+        store_chunk_sum(lid, k);
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(TREE_LANES)
 fn bn_stats(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -142,7 +151,7 @@ fn bn_stats(
 @group(0) @binding(6) var<storage, read_write> gs_ggamma: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gs_s: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(TREE_LANES)
 fn bn_grad_stats(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -156,16 +165,24 @@ fn bn_grad_stats(
     for (var k = 0u; k < p.chunks; k++) {
         let start = k * p.chunk_len;
         let end = min(start + p.chunk_len, p.count);
-        var acc_g = 0.0;
-        var acc_s = 0.0;
-        for (var e = start + lid; e < end; e += 256u) {
-            let i = element_at(c, e);
-            let g = gs_g[i];
-            acc_g += g;
-            acc_s += g * (gs_x[i] - m);
+        // One pass for both sums; the tree takes Σ g first, then Σ g·(x − m).
+        for (var lane = lid; lane < 256u; lane += TREE_LANES) {
+            var acc_g = 0.0;
+            var acc_s = 0.0;
+            for (var e = start + lane; e < end; e += 256u) {
+                let i = element_at(c, e);
+                let g = gs_g[i];
+                acc_g += g;
+                acc_s += g * (gs_x[i] - m);
+            }
+            tree[lane] = acc_g;
+            second_tree[lane] = acc_s;
         }
-        store_chunk_sum(lid, acc_g, k);
-        store_chunk_sum(lid, acc_s, MAX_CHUNKS + k);
+        store_chunk_sum(lid, k);
+        for (var lane = lid; lane < 256u; lane += TREE_LANES) {
+            tree[lane] = second_tree[lane];
+        }
+        store_chunk_sum(lid, MAX_CHUNKS + k);
     }
     let gbeta = combine(lid, 0u);
     let s = combine(lid, MAX_CHUNKS);

@@ -5,7 +5,7 @@
 // coordinates; an element index e in [0, count) picks the reduced ones. Each map has up to four
 // groups of merged axes: dims[j] and their strides in the input, the last group varying fastest.
 //
-// Entries (workgroup 256):
+// Entries (workgroup 256; the tree kernels TREE_LANES, shaders/lib/tree_sum.wgsl):
 //   reduce_partial: workgroup w = o·chunks + c sums chunk c of output o's elements into dst[w]
 //                   (times `scale` when chunks = 1, so dst is then the result itself).
 //                   Bindings: 1 x, 2 y, 3 m (per output), 4 dst. The summand is chosen by MODE:
@@ -34,6 +34,8 @@ struct Params {
     kstride: vec4<u32>,
     rdim: vec4<u32>,
     rstride: vec4<u32>,
+    // 256, the stride of reduce_partial's invocations, as digits over rdim.
+    rstep: vec4<u32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -50,14 +52,41 @@ fn kept_offset(o: u32) -> u32 {
     return offset;
 }
 
-fn reduced_offset(e: u32) -> u32 {
+// Element index e as digits over rdim, the last varying fastest.
+fn reduced_digits(e: u32) -> vec4<u32> {
     var rest = e;
-    var offset = 0u;
-    for (var j = 3; j >= 0; j--) {
-        offset += (rest % p.rdim[j]) * p.rstride[j];
-        rest /= p.rdim[j];
+    var d: vec4<u32>;
+    d.w = rest % p.rdim.w;
+    rest /= p.rdim.w;
+    d.z = rest % p.rdim.z;
+    rest /= p.rdim.z;
+    d.y = rest % p.rdim.y;
+    d.x = rest / p.rdim.y;
+    return d;
+}
+
+// The digits of e + step, from those of e and of step (each digit of step at most rdim's): the
+// walk over a sum's elements without a division per element, which a CPU driver would run lane by
+// lane.
+fn advance(d: vec4<u32>, step: vec4<u32>) -> vec4<u32> {
+    var out = d + step;
+    if out.w >= p.rdim.w {
+        out.w -= p.rdim.w;
+        out.z += 1u;
     }
-    return offset;
+    if out.z >= p.rdim.z {
+        out.z -= p.rdim.z;
+        out.y += 1u;
+    }
+    if out.y >= p.rdim.y {
+        out.y -= p.rdim.y;
+        out.x += 1u;
+    }
+    return out;
+}
+
+fn digits_offset(d: vec4<u32>) -> u32 {
+    return d.x * p.rstride.x + d.y * p.rstride.y + d.z * p.rstride.z + d.w * p.rstride.w;
 }
 
 @group(0) @binding(1) var<storage, read> part_x: array<f32>;
@@ -92,13 +121,15 @@ fn reduce_serial(
     }
     let base = kept_offset(o);
     var acc = 0.0;
+    var d = vec4<u32>();
     for (var e = 0u; e < p.count; e++) {
-        acc += summand(base + reduced_offset(e), o);
+        acc += summand(base + digits_offset(d), o);
+        d = advance(d, vec4<u32>(0u, 0u, 0u, 1u));
     }
     part_dst[o] = acc * p.scale;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(TREE_LANES)
 fn reduce_partial(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -112,11 +143,16 @@ fn reduce_partial(
     let start = (w % p.chunks) * p.chunk_len;
     let end = min(start + p.chunk_len, p.count);
     let base = kept_offset(o);
-    var acc = 0.0;
-    for (var e = start + lid; e < end; e += 256u) {
-        acc += summand(base + reduced_offset(e), o);
+    for (var lane = lid; lane < 256u; lane += TREE_LANES) {
+        var acc = 0.0;
+        var d = reduced_digits(start + lane);
+        for (var e = start + lane; e < end; e += 256u) {
+            acc += summand(base + digits_offset(d), o);
+            d = advance(d, p.rstep);
+        }
+        tree[lane] = acc;
     }
-    let sum = tree_sum(lid, acc);
+    let sum = tree_total(lid);
     if lid == 0u {
         part_dst[w] = select(sum, sum * p.scale, p.chunks == 1u);
     }
@@ -125,7 +161,7 @@ fn reduce_partial(
 @group(0) @binding(1) var<storage, read> final_partial: array<f32>;
 @group(0) @binding(2) var<storage, read_write> final_out: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(TREE_LANES)
 fn reduce_final(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -135,11 +171,14 @@ fn reduce_final(
     if o >= p.outputs {
         return;
     }
-    var acc = 0.0;
-    for (var c = lid; c < p.chunks; c += 256u) {
-        acc += final_partial[o * p.chunks + c];
+    for (var lane = lid; lane < 256u; lane += TREE_LANES) {
+        var acc = 0.0;
+        for (var c = lane; c < p.chunks; c += 256u) {
+            acc += final_partial[o * p.chunks + c];
+        }
+        tree[lane] = acc;
     }
-    let sum = tree_sum(lid, acc);
+    let sum = tree_total(lid);
     if lid == 0u {
         final_out[o] = sum * p.scale;
     }

@@ -68,7 +68,7 @@ fn refine_grad_c(
 @group(0) @binding(2) var<storage, read> dot_c: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dot_partial: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(TREE_LANES)
 fn refine_dot_partial(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -80,11 +80,14 @@ fn refine_dot_partial(
     }
     let start = w * p.chunk_len;
     let end = min(start + p.chunk_len, p.n);
-    var acc = 0.0;
-    for (var e = start + lid; e < end; e += 256u) {
-        acc = fma(dot_gq[e], dot_c[e], acc);
+    for (var lane = lid; lane < 256u; lane += TREE_LANES) {
+        var acc = 0.0;
+        for (var e = start + lane; e < end; e += 256u) {
+            acc = fma(dot_gq[e], dot_c[e], acc);
+        }
+        tree[lane] = acc;
     }
-    let sum = tree_sum(lid, acc);
+    let sum = tree_total(lid);
     if lid == 0u {
         dot_partial[w] = sum;
     }

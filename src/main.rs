@@ -389,8 +389,11 @@ fn main() -> anyhow::Result<ExitCode> {
                     mib(t.persistent_bytes),
                     mib(t.scratch_bytes)
                 );
-                for (kernel, ms) in &t.kernels {
-                    println!("  {ms:>10.2} ms  {kernel}");
+                for k in &t.kernels {
+                    println!(
+                        "  {:>10.2} ms  {:>5} dispatches  {}",
+                        k.milliseconds, k.dispatches, k.kernel
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -12,6 +12,18 @@ var<workgroup> tree: array<f32, 256>;
 // invocation must call it, and the result is that of invocation 0.
 fn tree_sum(lid: u32, value: f32) -> f32 {
     tree[lid] = value;
+    return tree_total(lid);
+}
+
+// Invocations of a workgroup whose entry point plays the tree's 256 lanes in turn, 256 / LANES
+// each (`for (var v = lid; v < 256u; v += TREE_LANES)`): on a CPU driver every barrier switches
+// between all invocations of a workgroup, so fewer invocations make barriers cheap, while the
+// sums keep the order (and the bits) of 256 invocations.
+override TREE_LANES: u32 = 256u;
+
+// The sum of tree[0, 256) as `tree_sum` adds it, after the caller has filled it; every
+// invocation must call it, and the result is that of invocation 0.
+fn tree_total(lid: u32) -> f32 {
     workgroupBarrier();
     if SERIAL_TREE {
         if lid == 0u {
@@ -24,8 +36,8 @@ fn tree_sum(lid: u32, value: f32) -> f32 {
         return tree[0];
     }
     for (var s = 128u; s > 0u; s >>= 1u) {
-        if lid < s {
-            tree[lid] += tree[lid + s];
+        for (var i = lid; i < s; i += TREE_LANES) {
+            tree[i] += tree[i + s];
         }
         workgroupBarrier();
     }

@@ -4,4 +4,4 @@ mod kernels;
 mod step;
 
 pub use kernels::{KernelTiming, ctrgcn_gemm_cases, peak_gflops, report_kernels, time_gemm};
-pub use step::{StepTiming, time_step};
+pub use step::{KernelProfile, StepTiming, time_step};

@@ -35,9 +35,18 @@ pub struct StepTiming {
     /// The same model's evaluation forward on the same batch.
     pub eval_milliseconds_per_step: f64,
     pub eval_dispatches: usize,
-    /// Milliseconds per kernel (shader entry point) over one profiled step, largest first;
-    /// empty unless profiling was asked for.
-    pub kernels: Vec<(String, f64)>,
+    /// Time and dispatches per kernel (op and shader entry point) over one profiled step,
+    /// largest time first; empty unless profiling was asked for.
+    pub kernels: Vec<KernelProfile>,
+}
+
+/// One kernel's share of a profiled step.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelProfile {
+    /// `op:entry`.
+    pub kernel: String,
+    pub milliseconds: f64,
+    pub dispatches: usize,
 }
 
 /// Builds the step for `batch` samples of `frames` frames, runs two warm-up steps, then times
@@ -99,20 +108,27 @@ pub fn time_step(
         eval.read(logits)?;
     }
     let eval_seconds = start.elapsed().as_secs_f64() / steps.max(1) as f64;
-    let mut kernels: Vec<(String, f64)> = Vec::new();
+    let mut kernels: Vec<KernelProfile> = Vec::new();
     if profile {
         for (label, time) in step.executor().profile() {
             // Labels are `op#node:entry`; group by the op and its kernel entry.
             let (op, entry) = label.split_once(':').unwrap_or((&label, ""));
             let op = op.split('#').next().unwrap_or(op);
-            let key = format!("{op}:{entry}");
-            let ms = time.as_secs_f64() * 1e3;
-            match kernels.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, total)) => *total += ms,
-                None => kernels.push((key, ms)),
+            let kernel = format!("{op}:{entry}");
+            let milliseconds = time.as_secs_f64() * 1e3;
+            match kernels.iter_mut().find(|k| k.kernel == kernel) {
+                Some(k) => {
+                    k.milliseconds += milliseconds;
+                    k.dispatches += 1;
+                }
+                None => kernels.push(KernelProfile {
+                    kernel,
+                    milliseconds,
+                    dispatches: 1,
+                }),
             }
         }
-        kernels.sort_by(|a, b| b.1.total_cmp(&a.1));
+        kernels.sort_by(|a, b| b.milliseconds.total_cmp(&a.milliseconds));
     }
     let MemoryReport {
         activation_bytes,

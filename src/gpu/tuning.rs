@@ -1,6 +1,8 @@
 //! Kernel variants chosen per adapter: what suits a GPU (workgroup-memory tiles) slows a CPU
 //! driver, where every barrier switches between all invocations of a workgroup.
 
+use super::Kernel;
+
 /// Environment variable that forces the kernel variants: `gpu` (workgroup-memory tiles, parallel
 /// trees) or `cpu` (direct loads, serial trees).
 pub const KERNELS_ENV: &str = "SFHEAD_KERNELS";
@@ -21,6 +23,10 @@ pub struct Tuning {
     pub gemm: GemmVariant,
     /// Reduction trees summed by one invocation after a single barrier.
     pub serial_trees: bool,
+    /// Invocations of a tree reduction's workgroup, each playing 256 / `tree_lanes` of the
+    /// tree's 256 lanes (`shaders/lib/tree_sum.wgsl`): 256 on GPUs; on CPU drivers one SIMD
+    /// group, so that a barrier does not switch between 32 of them.
+    pub tree_lanes: u32,
     /// SGD updates up to [`SGD_GROUP`] parameters per dispatch (needs 3·SGD_GROUP + 1 storage
     /// buffers per shader stage) instead of one per dispatch.
     pub grouped_sgd: bool,
@@ -35,14 +41,24 @@ impl Tuning {
     pub const GPU: Self = Self {
         gemm: GemmVariant::Tiled,
         serial_trees: false,
+        tree_lanes: 256,
         grouped_sgd: true,
     };
     /// For CPU drivers: direct loads and serial trees.
     pub const CPU: Self = Self {
         gemm: GemmVariant::Direct,
         serial_trees: true,
+        tree_lanes: 8,
         grouped_sgd: true,
     };
+
+    /// `kernel`, a tree reduction entry with `@workgroup_size(TREE_LANES)`, with the tree's
+    /// constants.
+    pub fn tree(&self, kernel: Kernel) -> Kernel {
+        kernel
+            .with("SERIAL_TREE", self.serial_trees)
+            .with("TREE_LANES", self.tree_lanes)
+    }
 
     /// The CPU variants on CPU adapters, the GPU ones elsewhere; `SFHEAD_KERNELS` overrides.
     /// Grouped SGD where the adapter binds enough storage buffers per stage.

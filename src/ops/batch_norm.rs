@@ -181,7 +181,8 @@ fn kernel(entry: &'static str) -> Kernel {
 }
 
 fn stats_kernel(rec: &Recorder<'_>, entry: &'static str) -> Kernel {
-    Kernel::new(shader!("batch_norm_stats"), entry).with("SERIAL_TREE", rec.tuning().serial_trees)
+    rec.tuning()
+        .tree(Kernel::new(shader!("batch_norm_stats"), entry))
 }
 
 #[derive(Debug)]

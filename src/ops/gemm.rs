@@ -5,7 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::arg;
-use super::reduce::{AxisSplit, Summand, record_sum};
+use super::reduce::record_split_sum;
 use crate::engine::{Arg, Graph, Op, Recorder, TensorId};
 use crate::gpu::{GemmVariant, Kernel, Shader};
 use crate::shader;
@@ -188,11 +188,7 @@ impl Gemm {
             layout.grid((self.products * splits) as u32),
         );
         if splits > 1 {
-            let split = AxisSplit {
-                kept: vec![(self.m * self.n, 1)],
-                reduced: vec![(splits, self.m * self.n)],
-            };
-            record_sum(rec, &split, Summand::Value, partial, None, None, 1.0, c, 1);
+            record_split_sum(rec, self.m * self.n, splits, partial, c);
         }
     }
 }

@@ -11,6 +11,8 @@ use crate::shader;
 
 /// Axis groups each index map of the kernel can hold.
 const GROUPS: usize = 4;
+/// Invocations of a reduction workgroup.
+const WORKGROUP: usize = 256;
 /// Elements one workgroup sums in the first pass (16 per invocation).
 pub(crate) const PER_WORKGROUP: usize = 4096;
 /// Most partial sums per output; more elements make each chunk longer instead.
@@ -20,6 +22,9 @@ const MAX_CHUNKS: usize = 4096;
 /// per output would leave most of its invocations idle.
 const SERIAL_MAX_COUNT: usize = 1024;
 const SERIAL_MIN_OUTPUTS: usize = 2048;
+/// Split-K partials up to this many per output are summed serially however few the outputs: a
+/// tree would keep a workgroup for a handful of values each.
+const SHORT_SPLIT_SUM: usize = 128;
 
 /// How a reduction sees a contiguous tensor: kept and reduced axes, adjacent axes of the same
 /// kind merged into groups of (size, stride in elements), outermost first.
@@ -102,6 +107,18 @@ struct Params {
     kstride: [u32; 4],
     rdim: [u32; 4],
     rstride: [u32; 4],
+    rstep: [u32; 4],
+}
+
+/// `n` as digits over `dims` (the last varying fastest; the first takes what is left).
+fn digits(mut n: u32, dims: [u32; 4]) -> [u32; 4] {
+    let mut out = [0; 4];
+    for j in (1..4).rev() {
+        out[j] = n % dims[j];
+        n /= dims[j];
+    }
+    out[0] = n;
+    out
 }
 
 impl Params {
@@ -122,6 +139,7 @@ impl Params {
             kstride,
             rdim,
             rstride,
+            rstep: digits(WORKGROUP as u32, rdim),
         }
     }
 }
@@ -139,6 +157,29 @@ pub(crate) enum Summand {
 
 /// Records `dst[o] = scale · Σ summand` over the reduced elements of output `o`. `y` and `m`
 /// are only read by the centred summands. Partial sums live in scratch slot `partial_slot`.
+/// Records `c[o] = Σ_s partial[s·outputs + o]` over the `splits` partial products of a split-K
+/// product with `outputs` elements, in order of s; the partials are in scratch slot 0.
+pub(crate) fn record_split_sum(
+    rec: &mut Recorder<'_>,
+    outputs: usize,
+    splits: usize,
+    partial: Arg,
+    c: Arg,
+) {
+    let split = AxisSplit {
+        kept: vec![(outputs, 1)],
+        reduced: vec![(splits, outputs)],
+    };
+    if splits <= SHORT_SPLIT_SUM {
+        let kernel = Kernel::new(shader!("reduce"), "reduce_serial");
+        let params = Params::new(&split, 1.0);
+        let args = vec![partial.clone(), partial.clone(), partial, c];
+        rec.dispatch(kernel, &params, args, super::elementwise_grid(outputs));
+    } else {
+        record_sum(rec, &split, Summand::Value, partial, None, None, 1.0, c, 1);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record_sum(
     rec: &mut Recorder<'_>,
@@ -152,11 +193,10 @@ pub(crate) fn record_sum(
     partial_slot: usize,
 ) {
     let params = Params::new(split, scale);
-    let serial_trees = rec.tuning().serial_trees;
+    let tuning = rec.tuning();
     let outputs = params.outputs as usize;
     let chunks = params.chunks as usize;
-    let serial = split.count() <= SERIAL_MAX_COUNT && outputs >= SERIAL_MIN_OUTPUTS;
-    if serial {
+    if split.count() <= SERIAL_MAX_COUNT && outputs >= SERIAL_MIN_OUTPUTS {
         let kernel = Kernel::new(shader!("reduce"), "reduce_serial").with("MODE", summand as u32);
         let args = vec![x.clone(), y.unwrap_or(x.clone()), m.unwrap_or(x), dst];
         rec.dispatch(kernel, &params, args, super::elementwise_grid(outputs));
@@ -171,9 +211,7 @@ pub(crate) fn record_sum(
         }
     };
     rec.dispatch(
-        Kernel::new(shader!("reduce"), "reduce_partial")
-            .with("MODE", summand as u32)
-            .with("SERIAL_TREE", serial_trees),
+        tuning.tree(Kernel::new(shader!("reduce"), "reduce_partial").with("MODE", summand as u32)),
         &params,
         vec![
             x.clone(),
@@ -185,7 +223,7 @@ pub(crate) fn record_sum(
     );
     if chunks > 1 {
         rec.dispatch(
-            Kernel::new(shader!("reduce"), "reduce_final").with("SERIAL_TREE", serial_trees),
+            tuning.tree(Kernel::new(shader!("reduce"), "reduce_final")),
             &params,
             vec![first_dst, dst],
             grid_1d(outputs as u32),

@@ -154,7 +154,7 @@ impl Op for RefineGrad {
             bytes: 4 * chunks as u64,
         };
         rec.dispatch(
-            kernel("refine_dot_partial").with("SERIAL_TREE", rec.tuning().serial_trees),
+            rec.tuning().tree(kernel("refine_dot_partial")),
             &params,
             vec![arg(gq), arg(c), partials.clone()],
             grid_1d(chunks as u32),

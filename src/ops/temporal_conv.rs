@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::arg;
 use super::gemm::{K_TILE, TileLayout, split_k};
-use super::reduce::{self, AxisSplit, Summand, record_sum};
+use super::reduce::{self, record_split_sum};
 use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 
 use crate::shader;
@@ -131,11 +131,7 @@ fn record_pass(
         layout.grid((products * splits) as u32),
     );
     if splits > 1 {
-        let split = AxisSplit {
-            kept: vec![(m * n, 1)],
-            reduced: vec![(splits, m * n)],
-        };
-        record_sum(rec, &split, Summand::Value, partial, None, None, 1.0, c, 1);
+        record_split_sum(rec, m * n, splits, partial, c);
     }
 }
 
