@@ -1,6 +1,6 @@
 // Included by `//! include direct_gemm` (src/gpu/shader.rs): the tiled kernels' block store and
-// the direct-load entry body shared by the GEMM (gemm.wgsl) and the temporal convolution (temporal_conv.wgsl),
-// which differ only in how they read operand values and where C lives.
+// the direct-load entry body shared by the GEMM (gemm.wgsl) and the temporal convolution
+// (temporal_conv.wgsl), which differ only in how they read operand values and where C lives.
 //
 // The including shader provides: `p` with fields m, n, k, kb, splits, iters_per_split; constants
 // TILE (64) and KT (16); `fn a_origin(product: u32, kbi: u32) -> u32` and `b_origin`, which
