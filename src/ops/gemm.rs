@@ -235,32 +235,23 @@ impl TileLayout {
         if variant == GemmVariant::Tiled {
             return Self::Tiled { m, n };
         }
-        let padded = |uniform: usize, along: usize, lanes: usize| {
-            uniform.next_multiple_of(DIRECT_UNIFORM)
-                * along.next_multiple_of(DIRECT_PER_LANE * lanes)
-        };
-        [false, true]
+        let axes = |lanes_on_rows: bool| if lanes_on_rows { (n, m) } else { (m, n) };
+        let (lanes_on_rows, lanes) = [false, true]
             .into_iter()
             .flat_map(|lanes_on_rows| [64, 32, 16, 8].map(|lanes| (lanes_on_rows, lanes)))
-            .map(|(lanes_on_rows, lanes)| {
-                let (uniform, along_lanes) = if lanes_on_rows { (n, m) } else { (m, n) };
-                Self::Direct {
-                    lanes_on_rows,
-                    lanes,
-                    uniform,
-                    along_lanes,
-                }
+            .min_by_key(|&(lanes_on_rows, lanes)| {
+                let (uniform, along) = axes(lanes_on_rows);
+                uniform.next_multiple_of(DIRECT_UNIFORM)
+                    * along.next_multiple_of(DIRECT_PER_LANE * lanes)
             })
-            .min_by_key(|layout| match *layout {
-                Self::Direct {
-                    lanes,
-                    uniform,
-                    along_lanes,
-                    ..
-                } => padded(uniform, along_lanes, lanes),
-                Self::Tiled { .. } => unreachable!(),
-            })
-            .expect("layouts to choose from")
+            .expect("layouts to choose from");
+        let (uniform, along_lanes) = axes(lanes_on_rows);
+        Self::Direct {
+            lanes_on_rows,
+            lanes,
+            uniform,
+            along_lanes,
+        }
     }
 
     /// The kernel of `shader` at its tiled or direct entry, with the layout's constants.
