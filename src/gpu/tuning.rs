@@ -30,7 +30,13 @@ pub struct Tuning {
     /// SGD updates up to [`SGD_GROUP`] parameters per dispatch (needs 3·SGD_GROUP + 1 storage
     /// buffers per shader stage) instead of one per dispatch.
     pub grouped_sgd: bool,
+    /// A training BatchNorm of short channels is one dispatch each way (needs
+    /// [`SINGLE_DISPATCH_BN_BUFFERS`] storage buffers per shader stage) instead of two or more.
+    pub single_dispatch_bn: bool,
 }
+
+/// Storage buffers of the single-dispatch BatchNorm kernels (`shaders/batch_norm_stats.wgsl`).
+pub const SINGLE_DISPATCH_BN_BUFFERS: u32 = 9;
 
 /// Parameters one grouped SGD dispatch updates; 8 needs 25 storage buffers per stage, which
 /// Vulkan, Metal (31) and DX12 adapters offer.
@@ -43,6 +49,7 @@ impl Tuning {
         serial_trees: false,
         tree_lanes: 256,
         grouped_sgd: true,
+        single_dispatch_bn: true,
     };
     /// For CPU drivers: direct loads and serial trees.
     pub const CPU: Self = Self {
@@ -50,6 +57,7 @@ impl Tuning {
         serial_trees: true,
         tree_lanes: 8,
         grouped_sgd: true,
+        single_dispatch_bn: true,
     };
 
     /// `kernel`, a tree reduction entry with `@workgroup_size(TREE_LANES)`, with the tree's
@@ -61,7 +69,8 @@ impl Tuning {
     }
 
     /// The CPU variants on CPU adapters, the GPU ones elsewhere; `SFHEAD_KERNELS` overrides.
-    /// Grouped SGD where the adapter binds enough storage buffers per stage.
+    /// Grouped SGD and single-dispatch BatchNorm where the adapter binds enough storage buffers
+    /// per stage.
     pub fn for_adapter(device_type: wgpu::DeviceType, storage_buffers_per_stage: u32) -> Self {
         let base = match std::env::var(KERNELS_ENV).as_deref() {
             Ok("gpu") => Self::GPU,
@@ -71,6 +80,7 @@ impl Tuning {
         };
         Self {
             grouped_sgd: storage_buffers_per_stage as usize > 3 * SGD_GROUP,
+            single_dispatch_bn: storage_buffers_per_stage >= SINGLE_DISPATCH_BN_BUFFERS,
             ..base
         }
     }

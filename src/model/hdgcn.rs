@@ -119,6 +119,12 @@ impl ConvBn {
         let h = self.conv.apply_1x1(g, x);
         self.bn.apply(g, h, mode)
     }
+
+    /// ReLU of [`Self::apply`].
+    fn apply_relu(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        let h = self.conv.apply_1x1(g, x);
+        self.bn.apply_relu(g, h, mode)
+    }
 }
 
 /// `EdgeConv`: the kNN feature [x_nbr − x, x] → 1×1 conv without bias → BN → LeakyReLU(0.2) →
@@ -224,8 +230,7 @@ impl Aha {
         };
         let peak = max_axis(g, s, 3);
         let peak = permute(g, peak, &[b, l, c, v], &[0, 2, 1, 3], &[b, c, l, v]);
-        let h = self.down.apply(g, peak, mode);
-        let h = relu(g, h);
+        let h = self.down.apply_relu(g, peak, mode);
         let inter = c / 4;
         let h = reshape(g, h, &[b * inter, l * v]);
         let sampling = g.constant("aha_sampling", &[l * v, l], self.sampling.clone());
@@ -319,8 +324,7 @@ impl HdGconv {
         let matrices = split(g, pa, &vec![1; count * SUBSETS]);
         let mut stack = Vec::with_capacity(count);
         for (l, level) in self.levels.iter().enumerate() {
-            let h = level.down.apply(g, x, mode);
-            let h = relu(g, h);
+            let h = level.down.apply_relu(g, x, mode);
             let inter = g.shape(h)[1];
             let rows = reshape(g, h, &[b * inter * t, v]);
             let mut parts = Vec::with_capacity(SUBSETS + 1);

@@ -13,7 +13,6 @@ use crate::engine::{Graph, TensorId};
 use crate::ops::add::add;
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::concat::concat;
-use crate::ops::relu::relu;
 use crate::ops::reshape::reshape;
 use crate::ops::temporal_conv::temporal_conv;
 use crate::ops::temporal_max_pool::temporal_max_pool;
@@ -81,8 +80,7 @@ impl Entrance {
 
     fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
         let h = self.conv.apply_1x1(g, x);
-        let h = self.bn.apply(g, h, mode);
-        relu(g, h)
+        self.bn.apply_relu(g, h, mode)
     }
 }
 

@@ -189,8 +189,7 @@ impl UnitGcn {
         let cout = g.shape(self.post.weight)[0];
         let (k, c) = (SUBSETS, cout / SUBSETS);
         let features = self.pre.apply_1x1(g, x);
-        let features = self.pre_bn.apply(g, features, mode);
-        let features = relu(g, features);
+        let features = self.pre_bn.apply_relu(g, features, mode);
         // The convs are linear, so pooling over T first gives their frame means.
         let pooled = mean(g, x, &[2]);
         let x1 = self.conv1.apply_1x1(g, pooled);
@@ -343,8 +342,7 @@ impl MsTcn {
             .map(|branch| match *branch {
                 Branch::Entered { conv, bn, kind } => {
                     let h = conv.apply_1x1(g, extended);
-                    let h = bn.apply(g, h, mode);
-                    let h = relu(g, h);
+                    let h = bn.apply_relu(g, h, mode);
                     match kind {
                         BranchKind::Temporal { conv, dilation } => {
                             temporal_conv(g, h, conv.weight, Some(conv.bias), dilation, s)

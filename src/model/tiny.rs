@@ -9,7 +9,7 @@ use rand_distr::{Distribution, Normal, Uniform};
 use super::init::Init;
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
-use crate::ops::{conv1x1::conv1x1, linear::linear, reduce::mean, relu::relu};
+use crate::ops::{conv1x1::conv1x1, linear::linear, reduce::mean};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TinyConfig {
@@ -70,8 +70,7 @@ impl TinyNet {
     /// Logits (B, classes) of `x` (B, C, T, V).
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
         let h = conv1x1(g, x, self.conv_weight, Some(self.conv_bias));
-        let h = self.bn.apply(g, h, mode);
-        let h = relu(g, h);
+        let h = self.bn.apply_relu(g, h, mode);
         let pooled = mean(g, h, &[2, 3]);
         linear(g, pooled, self.fc_weight, Some(self.fc_bias))
     }

@@ -6,12 +6,16 @@
 //! The training forward saves mean and 1/σ for the backward:
 //! gx = γ·rstd·(g − mean(g) − x̂·mean(g·x̂)), gγ = Σ g·x̂, gβ = Σ g.
 //!
-//! A training BN is two dispatches each way where a channel has at most 65,536 elements: the
-//! statistics with the running update (one workgroup per channel, `batch_norm_stats.wgsl`),
-//! then the normalisation; backward one reduction of Σg and Σg·(x − mean) that also writes gγ
-//! and gβ, then the input gradient. Longer channels use `reduce::record_sum`'s two-pass trees
-//! and a per-channel kernel (six dispatches each way). Both paths add in the same order,
-//! so they give the same bits.
+//! A training BN is one dispatch each way where a channel has at most 65,536 elements and the
+//! adapter binds nine storage buffers per stage (`Tuning::single_dispatch_bn`): one workgroup
+//! per channel (`batch_norm_stats.wgsl`) sums the statistics, updates the running ones and
+//! normalises; backward it sums Σg and Σg·(x − mean), writes gγ and gβ, then the input gradient.
+//! Longer channels use `reduce::record_sum`'s two-pass trees, a per-channel and a per-element
+//! kernel (six dispatches each way). Both paths add in the same order, so they give the same
+//! bits.
+//!
+//! [`BatchNorm::apply_relu`] is ReLU(BN(x)) as one op: the output is clamped in the same pass,
+//! and the backward masks the incoming gradient by the output before BN's own backward.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -66,6 +70,16 @@ impl BatchNorm {
 
     /// Normalises `x` (N, C, ...).
     pub fn apply(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        self.apply_then(g, x, mode, false)
+    }
+
+    /// ReLU(BN(`x`)), with the same values as [`relu`](super::relu::relu) of [`Self::apply`]
+    /// and two dispatches fewer each way.
+    pub fn apply_relu(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        self.apply_then(g, x, mode, true)
+    }
+
+    fn apply_then(&self, g: &mut Graph, x: TensorId, mode: Mode, relu: bool) -> TensorId {
         let shape = g.shape(x).to_vec();
         assert!(shape.len() >= 2, "batch norm needs (N, C, ...)");
         let c = shape[1];
@@ -84,6 +98,7 @@ impl BatchNorm {
                 let op = BatchNormTrain {
                     eps: self.eps,
                     momentum: self.momentum,
+                    relu,
                 };
                 let inputs = [
                     x,
@@ -103,7 +118,14 @@ impl BatchNorm {
                     self.running_mean,
                     self.running_var,
                 ];
-                g.push(BatchNormEval { eps: self.eps }, &inputs, &[y]);
+                g.push(
+                    BatchNormEval {
+                        eps: self.eps,
+                        relu,
+                    },
+                    &inputs,
+                    &[y],
+                );
             }
         }
         y
@@ -180,24 +202,37 @@ fn kernel(entry: &'static str) -> Kernel {
     Kernel::new(shader!("batch_norm"), entry)
 }
 
-fn stats_kernel(rec: &Recorder<'_>, entry: &'static str) -> Kernel {
+/// A per-channel workgroup entry of `batch_norm_stats.wgsl`.
+fn channel_kernel(rec: &Recorder<'_>, entry: &'static str, relu: bool) -> Kernel {
     rec.tuning()
         .tree(Kernel::new(shader!("batch_norm_stats"), entry))
+        .with("RELU", relu)
+}
+
+/// Whether a training BN of `params` runs as one workgroup per channel, one dispatch each way.
+fn one_dispatch(rec: &Recorder<'_>, params: &Params) -> bool {
+    params.fused() && rec.tuning().single_dispatch_bn
 }
 
 #[derive(Debug)]
 struct BatchNormTrain {
     eps: f32,
     momentum: f32,
+    /// ReLU of the output.
+    relu: bool,
 }
 
 #[derive(Debug)]
 struct BatchNormEval {
     eps: f32,
+    relu: bool,
 }
 
+/// Inputs x, g, mean, rstd, γ, and with `relu` the forward output y.
 #[derive(Debug)]
-struct BatchNormGrad;
+struct BatchNormGrad {
+    relu: bool,
+}
 
 impl BatchNormTrain {
     /// Records the step with the fused statistics or with the tree path.
@@ -215,7 +250,7 @@ impl BatchNormTrain {
         let params = Params::new(&shape, self.eps, self.momentum);
         if fused {
             rec.dispatch(
-                stats_kernel(rec, "bn_stats"),
+                channel_kernel(rec, "bn_train", self.relu),
                 &params,
                 vec![
                     arg(x),
@@ -224,15 +259,18 @@ impl BatchNormTrain {
                     arg(running_mean),
                     arg(running_var),
                     arg(tracked),
+                    arg(gamma),
+                    arg(beta),
+                    arg(y),
                 ],
                 params.workgroup_per_channel_grid(),
             );
-        } else {
-            let stats = [mean, rstd, running_mean, running_var, tracked];
-            record_tree_stats(rec, &params, &shape, x, stats);
+            return;
         }
+        let stats = [mean, rstd, running_mean, running_var, tracked];
+        record_tree_stats(rec, &params, &shape, x, stats);
         rec.dispatch(
-            kernel("bn_normalize"),
+            kernel("bn_normalize").with("RELU", self.relu),
             &params,
             vec![arg(x), arg(mean), arg(rstd), arg(gamma), arg(beta), arg(y)],
             elementwise_grid(params.total as usize),
@@ -251,7 +289,7 @@ impl Op for BatchNormTrain {
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let params = Params::new(rec.shape(inputs[0]), self.eps, self.momentum);
-        self.record_path(rec, inputs, outputs, params.fused());
+        self.record_path(rec, inputs, outputs, one_dispatch(rec, &params));
     }
 
     fn backward(
@@ -268,9 +306,11 @@ impl Op for BatchNormTrain {
         let gx = g.activation("batch_norm_grad.x", &shape);
         let ggamma = g.activation("batch_norm_grad.weight", &[c]);
         let gbeta = g.activation("batch_norm_grad.bias", &[c]);
+        let mut inputs = vec![x, gy, mean, rstd, gamma];
+        inputs.extend(self.relu.then_some(ctx.outputs[0]));
         g.push(
-            BatchNormGrad,
-            &[x, gy, mean, rstd, gamma],
+            BatchNormGrad { relu: self.relu },
+            &inputs,
             &[gx, ggamma, gbeta],
         );
         let picked = [gx, ggamma, gbeta]
@@ -300,7 +340,7 @@ impl Op for BatchNormEval {
             params.channel_grid(),
         );
         rec.dispatch(
-            kernel("bn_normalize"),
+            kernel("bn_normalize").with("RELU", self.relu),
             &params,
             vec![
                 arg(x),
@@ -321,24 +361,27 @@ impl Op for BatchNormGrad {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let fused = Params::new(rec.shape(inputs[0]), 0.0, 0.0).fused();
-        record_grad(rec, inputs, outputs, fused);
+        let fused = one_dispatch(rec, &Params::new(rec.shape(inputs[0]), 0.0, 0.0));
+        record_grad(rec, inputs, outputs, self.relu, fused);
     }
 }
 
-/// Records the gradients with the fused reduction or with the tree path.
-fn record_grad(rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId], fused: bool) {
-    let [x, gy, mean, rstd, gamma] = inputs.try_into().expect("5 inputs");
+/// Records the gradients in one dispatch or with the tree path; inputs as [`BatchNormGrad`]'s.
+fn record_grad(
+    rec: &mut Recorder<'_>,
+    inputs: &[TensorId],
+    outputs: &[TensorId],
+    relu: bool,
+    fused: bool,
+) {
+    let (x, gy, mean, rstd, gamma) = (inputs[0], inputs[1], inputs[2], inputs[3], inputs[4]);
+    let y = relu.then(|| inputs[5]);
     let [gx, ggamma, gbeta] = outputs.try_into().expect("3 outputs");
     let shape = rec.shape(x).to_vec();
     let params = Params::new(&shape, 0.0, 0.0);
-    let s = Arg::Scratch {
-        slot: 1,
-        bytes: 4 * u64::from(params.channels),
-    };
     if fused {
         rec.dispatch(
-            stats_kernel(rec, "bn_grad_stats"),
+            channel_kernel(rec, "bn_grad", relu),
             &params,
             vec![
                 arg(x),
@@ -347,20 +390,46 @@ fn record_grad(rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]
                 arg(rstd),
                 arg(gbeta),
                 arg(ggamma),
-                s.clone(),
+                arg(gamma),
+                arg(gx),
+                // Read with RELU only; the kernel's layout binds a buffer there either way.
+                arg(y.unwrap_or(x)),
             ],
             params.workgroup_per_channel_grid(),
         );
-    } else {
-        let sums = [gbeta, ggamma];
-        record_tree_grad_stats(rec, &params, &shape, [x, gy, mean, rstd], sums, s.clone());
+        return;
     }
+    let gy = match y {
+        Some(y) => {
+            let masked = Arg::Scratch {
+                slot: 2,
+                bytes: 4 * u64::from(params.total),
+            };
+            super::relu::record_mask(rec, y, gy, masked.clone());
+            masked
+        }
+        None => arg(gy),
+    };
+    let s = Arg::Scratch {
+        slot: 1,
+        bytes: 4 * u64::from(params.channels),
+    };
+    let sums = [gbeta, ggamma];
+    record_tree_grad_stats(
+        rec,
+        &params,
+        &shape,
+        [x, mean, rstd],
+        gy.clone(),
+        sums,
+        s.clone(),
+    );
     rec.dispatch(
         kernel("bn_grad_input"),
         &params,
         vec![
             arg(x),
-            arg(gy),
+            gy,
             arg(mean),
             arg(rstd),
             arg(gamma),
@@ -420,7 +489,8 @@ fn record_tree_grad_stats(
     rec: &mut Recorder<'_>,
     params: &Params,
     shape: &[usize],
-    [x, gy, mean, rstd]: [TensorId; 4],
+    [x, mean, rstd]: [TensorId; 3],
+    gy: Arg,
     [gbeta, ggamma]: [TensorId; 2],
     s: Arg,
 ) {
@@ -429,14 +499,14 @@ fn record_tree_grad_stats(
         rec,
         &split,
         Summand::Value,
-        arg(gy),
+        gy.clone(),
         None,
         None,
         1.0,
         arg(gbeta),
         0,
     );
-    let (y, m) = (Some(arg(gy)), Some(arg(mean)));
+    let (y, m) = (Some(gy), Some(arg(mean)));
     let product = Summand::CentredProduct;
     record_sum(rec, &split, product, arg(x), y, m, 1.0, s.clone(), 0);
     rec.dispatch(
@@ -562,6 +632,7 @@ mod tests {
     #[derive(Debug)]
     struct TrainOn {
         fused: bool,
+        relu: bool,
     }
 
     impl Op for TrainOn {
@@ -577,6 +648,7 @@ mod tests {
             let op = BatchNormTrain {
                 eps: DEFAULT_EPS,
                 momentum: DEFAULT_MOMENTUM,
+                relu: self.relu,
             };
             op.record_path(rec, inputs, outputs, self.fused);
         }
@@ -586,6 +658,7 @@ mod tests {
     #[derive(Debug)]
     struct GradOn {
         fused: bool,
+        relu: bool,
     }
 
     impl Op for GradOn {
@@ -598,14 +671,18 @@ mod tests {
         }
 
         fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-            record_grad(rec, inputs, outputs, self.fused);
+            record_grad(rec, inputs, outputs, self.relu, self.fused);
         }
     }
 
-    /// Forward and gradients of one BN on `shape` by both paths, compiled with `tuning`: every
-    /// output and running statistic of the fused path, then the same of the tree path, and the
-    /// dispatch labels.
-    fn both_paths(shape: &[usize], tuning: Tuning) -> ([Vec<Vec<f32>>; 2], Vec<String>) {
+    /// Forward and gradients of one BN (with `relu`, ReLU(BN)) on `shape` by both paths,
+    /// compiled with `tuning`: every output and running statistic of the fused path, then the
+    /// same of the tree path, and the dispatch labels.
+    fn both_paths(
+        shape: &[usize],
+        tuning: Tuning,
+        relu: bool,
+    ) -> ([Vec<Vec<f32>>; 2], Vec<String>) {
         let c = shape[1];
         let n: usize = shape.iter().product();
         let mut g = Graph::new();
@@ -624,12 +701,13 @@ mod tests {
             let mean = g.activation("mean", &[c]);
             let rstd = g.activation("rstd", &[c]);
             let inputs = [x, gamma, beta, running_mean, running_var, tracked];
-            g.push(TrainOn { fused }, &inputs, &[y, mean, rstd]);
+            g.push(TrainOn { fused, relu }, &inputs, &[y, mean, rstd]);
             let gx = g.activation("gx", shape);
             let ggamma = g.activation("ggamma", &[c]);
             let gbeta = g.activation("gbeta", &[c]);
-            let inputs = [x, gy, mean, rstd, gamma];
-            g.push(GradOn { fused }, &inputs, &[gx, ggamma, gbeta]);
+            let mut inputs = vec![x, gy, mean, rstd, gamma];
+            inputs.extend(relu.then_some(y));
+            g.push(GradOn { fused, relu }, &inputs, &[gx, ggamma, gbeta]);
             let outputs = [y, mean, rstd, gx, ggamma, gbeta];
             keep.extend(outputs);
             per_path.push([&outputs[..], &[running_mean, running_var, tracked]].concat());
@@ -651,13 +729,17 @@ mod tests {
     }
 
     #[test]
-    fn fused_statistics_take_two_dispatches_each_way() {
-        let (_, labels) = both_paths(&[4, 6, 9, 5], Tuning::CPU);
-        assert_eq!(dispatches(&labels, "fused"), 2, "{labels:?}");
-        assert_eq!(dispatches(&labels, "fused_grad"), 2, "{labels:?}");
-        // Two single-pass trees, then the per-channel and the per-element kernel.
-        assert_eq!(dispatches(&labels, "tree"), 4, "{labels:?}");
-        assert_eq!(dispatches(&labels, "tree_grad"), 4, "{labels:?}");
+    fn fused_batch_norm_takes_one_dispatch_each_way() {
+        for relu in [false, true] {
+            let (_, labels) = both_paths(&[4, 6, 9, 5], Tuning::CPU, relu);
+            assert_eq!(dispatches(&labels, "fused"), 1, "{labels:?}");
+            assert_eq!(dispatches(&labels, "fused_grad"), 1, "{labels:?}");
+            // Two single-pass trees, then the per-channel and the per-element kernel; backward
+            // the ReLU's mask first.
+            assert_eq!(dispatches(&labels, "tree"), 4, "{labels:?}");
+            let mask = usize::from(relu);
+            assert_eq!(dispatches(&labels, "tree_grad"), 4 + mask, "{labels:?}");
+        }
     }
 
     /// The fused kernels add in the tree path's order, so the choice by shape never changes a
@@ -675,11 +757,15 @@ mod tests {
         ];
         for shape in shapes {
             assert!(Params::new(shape, 0.0, 0.0).fused(), "{shape:?}");
-            for tuning in [Tuning::CPU, Tuning::GPU] {
-                let ([fused, tree], _) = both_paths(shape, tuning);
+            for (tuning, relu) in [
+                (Tuning::CPU, false),
+                (Tuning::GPU, false),
+                (Tuning::CPU, true),
+            ] {
+                let ([fused, tree], _) = both_paths(shape, tuning, relu);
                 for (k, (a, b)) in fused.iter().zip(&tree).enumerate() {
                     let same = a.iter().zip(b).all(|(u, v)| u.to_bits() == v.to_bits());
-                    assert!(same, "{shape:?} {tuning:?}: output {k} differs");
+                    assert!(same, "{shape:?} {tuning:?} relu {relu}: output {k} differs");
                 }
             }
         }

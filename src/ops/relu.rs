@@ -2,7 +2,7 @@
 //! is stored.
 
 use super::{CountParams, arg, elementwise_grid};
-use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
+use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
 
@@ -46,19 +46,24 @@ impl Op for Relu {
     }
 }
 
+/// Records gx = gy where the ReLU output `y` is positive, else 0.
+pub(crate) fn record_mask(rec: &mut Recorder<'_>, y: TensorId, gy: TensorId, gx: Arg) {
+    let n = rec.numel(y);
+    rec.dispatch(
+        Kernel::new(shader!("relu"), "relu_backward"),
+        &CountParams { n: n as u32 },
+        vec![arg(y), arg(gy), gx],
+        elementwise_grid(n),
+    );
+}
+
 impl Op for ReluGrad {
     fn name(&self) -> &'static str {
         "relu_grad"
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let n = rec.numel(outputs[0]);
-        rec.dispatch(
-            Kernel::new(shader!("relu"), "relu_backward"),
-            &CountParams { n: n as u32 },
-            vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
-            elementwise_grid(n),
-        );
+        record_mask(rec, inputs[0], inputs[1], arg(outputs[0]));
     }
 }
 
