@@ -1,6 +1,7 @@
 //! Reverse-mode differentiation by graph rewriting: `backward` walks the forward nodes in reverse
 //! and appends each op's gradient nodes to the same graph, so one planner and one executor serve
-//! both passes. Gradients arriving at a tensor from several consumers are summed with `add` nodes.
+//! both passes. Gradients arriving at a tensor from several consumers are summed by one `sum`
+//! node, in the order they arrive, once the tensor's producer is reached (or at the end).
 
 use std::collections::HashMap;
 
@@ -61,11 +62,15 @@ impl Graph {
 
         let seed_shape = self.shape(loss).to_vec();
         let seed = self.constant("autodiff.seed", &seed_shape, vec![1.0; self.numel(loss)]);
-        let mut grads: HashMap<TensorId, TensorId> = HashMap::from([(loss, seed)]);
+        let mut grads: HashMap<TensorId, Vec<TensorId>> = HashMap::from([(loss, vec![seed])]);
 
         for index in (0..forward_nodes).rev() {
             let node = self.nodes()[index].clone();
-            let out_grads: Vec<_> = node.outputs.iter().map(|t| grads.get(t).copied()).collect();
+            let out_grads: Vec<_> = node
+                .outputs
+                .iter()
+                .map(|t| self.summed_grad(&mut grads, *t))
+                .collect();
             let needs: Vec<_> = node.inputs.iter().map(|t| requires[t.index()]).collect();
             if out_grads.iter().all(Option::is_none) || !needs.contains(&true) {
                 continue;
@@ -94,13 +99,26 @@ impl Graph {
                     node.op.name(),
                     self.tensor(input).name
                 );
-                let summed = match grads.get(&input) {
-                    Some(&earlier) => crate::ops::add::add(self, earlier, grad),
-                    None => grad,
-                };
-                grads.insert(input, summed);
+                grads.entry(input).or_default().push(grad);
             }
         }
-        Ok(wrt.iter().map(|t| grads.get(t).copied()).collect())
+        Ok(wrt
+            .iter()
+            .map(|t| self.summed_grad(&mut grads, *t))
+            .collect())
+    }
+
+    /// The gradient of `t`: its contributions summed, and kept as the single one.
+    fn summed_grad(
+        &mut self,
+        grads: &mut HashMap<TensorId, Vec<TensorId>>,
+        t: TensorId,
+    ) -> Option<TensorId> {
+        let terms = grads.get_mut(&t)?;
+        if terms.len() > 1 {
+            let total = crate::ops::add::sum_of(self, terms);
+            *terms = vec![total];
+        }
+        Some(terms[0])
     }
 }

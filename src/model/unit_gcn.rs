@@ -15,7 +15,12 @@ use super::layers::Conv;
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, DEFAULT_EPS, DEFAULT_MOMENTUM, Mode};
 use crate::ops::{
-    add::add, aggregate::aggregate, reduce::mean, refine::refine, relu::relu, tanh_diff::tanh_diff,
+    add::{add, sum_of},
+    aggregate::aggregate,
+    reduce::mean,
+    refine::refine,
+    relu::relu,
+    tanh_diff::tanh_diff,
 };
 
 /// Number of CTRGC branches, one per adjacency subset.
@@ -224,7 +229,7 @@ impl UnitGcn {
     /// y (B, C_out, T, V) of x (B, C_in, T, V).
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
         let pooled = mean(g, x, &[2]);
-        let mut sum = None;
+        let mut terms = Vec::with_capacity(BRANCHES);
         for (i, branch) in self.convs.iter().enumerate() {
             let x1 = branch.conv1.apply_1x1(g, pooled);
             let x2 = branch.conv2.apply_1x1(g, pooled);
@@ -232,13 +237,9 @@ impl UnitGcn {
             let e = tanh_diff(g, x1, x2);
             let c = branch.conv4.apply_1x1(g, e);
             let q = refine(g, c, self.alpha, self.pa, i);
-            let z = aggregate(g, q, x3);
-            sum = Some(match sum {
-                Some(s) => add(g, s, z),
-                None => z,
-            });
+            terms.push(aggregate(g, q, x3));
         }
-        let sum = sum.expect("three branches");
+        let sum = sum_of(g, &terms);
         normalise_add_down(g, x, sum, &self.bn, self.down.as_ref(), mode)
     }
 }

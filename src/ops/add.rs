@@ -1,13 +1,21 @@
-//! Elementwise sum of two tensors of the same shape. Its backward passes the incoming gradient
-//! to both inputs unchanged (the same tensor, no copy); autodiff uses it to sum fan-in.
+//! Elementwise sums of tensors of the same shape. The backward passes the incoming gradient to
+//! every input unchanged (the same tensor, no copy); autodiff uses [`sum_of`] to sum fan-in.
 
 use super::{CountParams, arg, elementwise_grid};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
 
+/// Terms one `add_many` dispatch reads: with its output, the eight storage buffers every
+/// adapter binds.
+const SUM_CHUNK: usize = 7;
+
 #[derive(Debug)]
 struct Add;
+
+/// Two or more terms, summed left to right.
+#[derive(Debug)]
+struct Sum;
 
 /// `a + b`.
 pub fn add(g: &mut Graph, a: TensorId, b: TensorId) -> TensorId {
@@ -16,6 +24,25 @@ pub fn add(g: &mut Graph, a: TensorId, b: TensorId) -> TensorId {
     let out = g.activation("add", &shape);
     g.push(Add, &[a, b], &[out]);
     out
+}
+
+/// `((t0 + t1) + t2) + …`, with the bits of a chain of [`add`]s, in ⌈(n − 1)/7⌉ dispatches
+/// instead of n − 1; a single term is returned as it is.
+pub fn sum_of(g: &mut Graph, terms: &[TensorId]) -> TensorId {
+    match terms {
+        [] => panic!("a sum needs a term"),
+        [t] => *t,
+        [a, b] => add(g, *a, *b),
+        _ => {
+            let shape = g.shape(terms[0]).to_vec();
+            for &t in terms {
+                assert_eq!(shape, g.shape(t), "a sum needs equal shapes");
+            }
+            let out = g.activation("sum", &shape);
+            g.push(Sum, terms, &[out]);
+            out
+        }
+    }
 }
 
 impl Op for Add {
@@ -39,6 +66,38 @@ impl Op for Add {
         ctx: &GradContext<'_>,
     ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
         Ok(vec![ctx.grads[0], ctx.grads[0]])
+    }
+}
+
+impl Op for Sum {
+    fn name(&self) -> &'static str {
+        "sum"
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+        let n = rec.numel(outputs[0]);
+        for (k, chunk) in inputs.chunks(SUM_CHUNK).enumerate() {
+            let kernel = Kernel::new(shader!("add"), "add_many")
+                .with("TERMS", chunk.len() as u32)
+                .with("ACCUMULATE", k > 0);
+            let mut args: Vec<_> = chunk.iter().copied().map(arg).collect();
+            args.resize(SUM_CHUNK, arg(chunk[0]));
+            args.push(arg(outputs[0]));
+            rec.dispatch(
+                kernel,
+                &CountParams { n: n as u32 },
+                args,
+                elementwise_grid(n),
+            );
+        }
+    }
+
+    fn backward(
+        &self,
+        _: &mut Graph,
+        ctx: &GradContext<'_>,
+    ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
+        Ok(vec![ctx.grads[0]; ctx.inputs.len()])
     }
 }
 

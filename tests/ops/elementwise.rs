@@ -19,6 +19,46 @@ fn add_matches_reference() {
     check("add", elementwise_error(got, &want), ELEMENTWISE_TOL);
 }
 
+/// A sum of 3, 7 (one dispatch) and 16 (three chunks) terms, one term repeated: the f64 sum
+/// within rounding, and the bits of a chain of two-term adds.
+#[test]
+fn sum_of_many_matches_reference_and_a_chain_of_adds_bit_for_bit() {
+    for count in [3, 7, 16] {
+        let mut g = Graph::new();
+        let mut terms: Vec<_> = (0..count)
+            .map(|i| g.input(&format!("t{i}"), &SHAPE))
+            .collect();
+        terms.push(terms[1]);
+        let total = add::sum_of(&mut g, &terms);
+        let chain = terms[1..]
+            .iter()
+            .fold(terms[0], |acc, &t| add::add(&mut g, acc, t));
+        let h = Harness::new(g, &[total, chain]);
+        let data: Vec<Vec<f32>> = (0..count)
+            .map(|i| uniform(20 + i as u64, N, -2.0, 2.0))
+            .collect();
+        let feeds: Vec<_> = terms[..count]
+            .iter()
+            .zip(&data)
+            .map(|(&t, d)| (t, &d[..]))
+            .collect();
+        let out = h.run(&feeds, &[total, chain]);
+        let mut want = vec![0.0; N];
+        for d in data.iter().chain([&data[1]]) {
+            want.iter_mut()
+                .zip(d)
+                .for_each(|(w, v)| *w += f64::from(*v));
+        }
+        check(
+            "sum",
+            elementwise_error(&out[0], &want),
+            4.0 * ELEMENTWISE_TOL,
+        );
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&out[0]), bits(&out[1]), "{count} terms");
+    }
+}
+
 #[test]
 fn mul_matches_reference() {
     let mut g = Graph::new();
@@ -66,6 +106,13 @@ fn elementwise_gradients_pass_finite_differences() {
     };
     let r = gradcheck(&inputs(), |g, x| add::add(g, x[0], x[1]), 1e-2, 9);
     check("add gradcheck", r.worst, 1e-2);
+    let r = gradcheck(
+        &inputs(),
+        |g, x| add::sum_of(g, &[x[0], x[1], x[0]]),
+        1e-2,
+        12,
+    );
+    check("sum gradcheck", r.worst, 1e-2);
     let r = gradcheck(&inputs(), |g, x| mul::mul(g, x[0], x[1]), 1e-2, 10);
     check("mul gradcheck", r.worst, 1e-2);
     let r = gradcheck(&inputs()[..1], |g, x| relu::relu(g, x[0]), 1e-2, 11);
@@ -79,10 +126,12 @@ fn elementwise_snapshots() {
     let s = add::add(&mut g, a, b);
     let p = mul::mul(&mut g, a, b);
     let r = relu::relu(&mut g, a);
-    let h = Harness::new(g, &[s, p, r]);
+    let many = add::sum_of(&mut g, &[a, b, a]);
+    let h = Harness::new(g, &[s, p, r, many]);
     let (da, db) = (fixed(24, 0.0), fixed(24, 1.0));
-    let out = h.run(&[(a, &da), (b, &db)], &[s, p, r]);
+    let out = h.run(&[(a, &da), (b, &db)], &[s, p, r, many]);
     insta::assert_snapshot!("add", rounded(&out[0], 4, 6));
     insta::assert_snapshot!("mul", rounded(&out[1], 4, 6));
     insta::assert_snapshot!("relu", rounded(&out[2], 4, 6));
+    insta::assert_snapshot!("sum_of_three", rounded(&out[3], 4, 6));
 }
