@@ -1,45 +1,33 @@
 //! Concatenation along the channel axis (axis 1) of (B, C_i, ...) tensors that agree on every
-//! other axis, and its inverse `split`. The backward of each is the other.
+//! other axis, and its inverse `split`, seven parts per dispatch. The backward of each is the
+//! other.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::{arg, elementwise_grid};
-use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
+use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
+
+/// Parts one dispatch reads or writes: with the whole, the eight storage buffers every adapter
+/// binds.
+const PARTS_PER_DISPATCH: usize = 7;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
     count: u32,
-    part: u32,
     total: u32,
-    offset: u32,
     inner: u32,
+    lo: u32,
+    window: u32,
     _pad: [u32; 3],
-}
-
-impl Params {
-    /// A part of `part_shape` at channel `offset` of a `total`-channel result.
-    fn new(part_shape: &[usize], total: usize, offset: usize) -> Self {
-        Self {
-            count: part_shape.iter().product::<usize>() as u32,
-            part: part_shape[1] as u32,
-            total: total as u32,
-            offset: offset as u32,
-            inner: part_shape[2..].iter().product::<usize>() as u32,
-            _pad: [0; 3],
-        }
-    }
+    /// Where each part's channels end in the whole.
+    ends: [u32; 8],
 }
 
 #[derive(Debug)]
 struct Concat;
-
-#[derive(Debug)]
-struct ChannelSlice {
-    offset: usize,
-}
 
 #[derive(Debug)]
 struct Split;
@@ -86,25 +74,61 @@ pub fn split(g: &mut Graph, x: TensorId, widths: &[usize]) -> Vec<TensorId> {
     parts
 }
 
+/// Records `entry` of `concat.wgsl` over `whole` and its `parts`, seven parts per dispatch;
+/// `bind` orders one dispatch's part arguments and the whole's.
+fn record_parts(
+    rec: &mut Recorder<'_>,
+    entry: &'static str,
+    whole: TensorId,
+    parts: &[TensorId],
+    bind: impl Fn(Vec<Arg>, Arg) -> Vec<Arg>,
+    unused: impl Fn(usize) -> Arg,
+) {
+    let shape = rec.shape(whole).to_vec();
+    let (batch, total) = (shape[0], shape[1]);
+    let inner: usize = shape[2..].iter().product();
+    let mut lo = 0;
+    for chunk in parts.chunks(PARTS_PER_DISPATCH) {
+        let mut ends = [0u32; 8];
+        let mut end = lo;
+        for (slot, &part) in ends.iter_mut().zip(chunk) {
+            end += rec.shape(part)[1];
+            *slot = end as u32;
+        }
+        let window = end - lo;
+        let params = Params {
+            count: (batch * window * inner) as u32,
+            total: total as u32,
+            inner: inner as u32,
+            lo: lo as u32,
+            window: window as u32,
+            _pad: [0; 3],
+            ends,
+        };
+        let mut args: Vec<Arg> = chunk.iter().copied().map(arg).collect();
+        args.extend((chunk.len()..PARTS_PER_DISPATCH).map(&unused));
+        rec.dispatch(
+            Kernel::new(shader!("concat"), entry).with("PARTS", chunk.len() as u32),
+            &params,
+            bind(args, arg(whole)),
+            elementwise_grid(params.count as usize),
+        );
+        lo = end;
+    }
+}
+
 impl Op for Concat {
     fn name(&self) -> &'static str {
         "concat"
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let total = rec.shape(outputs[0])[1];
-        let mut offset = 0;
-        for &part in inputs {
-            let shape = rec.shape(part).to_vec();
-            let params = Params::new(&shape, total, offset);
-            rec.dispatch(
-                Kernel::new(shader!("concat"), "concat_place"),
-                &params,
-                vec![arg(part), arg(outputs[0])],
-                elementwise_grid(params.count as usize),
-            );
-            offset += shape[1];
-        }
+        let bind = |mut parts: Vec<Arg>, whole| {
+            parts.push(whole);
+            parts
+        };
+        let first = inputs[0];
+        record_parts(rec, "concat_many", outputs[0], inputs, bind, |_| arg(first));
     }
 
     fn backward(
@@ -113,17 +137,13 @@ impl Op for Concat {
         ctx: &GradContext<'_>,
     ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
         let gy = ctx.grads[0].expect("concat has one output");
-        let mut offset = 0;
-        let mut grads = Vec::with_capacity(ctx.inputs.len());
-        for (&part, &need) in ctx.inputs.iter().zip(ctx.needs) {
-            grads.push(need.then(|| {
-                let gx = g.activation_like("concat_slice", part);
-                g.push(ChannelSlice { offset }, &[gy], &[gx]);
-                gx
-            }));
-            offset += g.shape(part)[1];
-        }
-        Ok(grads)
+        let widths: Vec<usize> = ctx.inputs.iter().map(|&t| g.shape(t)[1]).collect();
+        let grads = split(g, gy, &widths);
+        Ok(grads
+            .into_iter()
+            .zip(ctx.needs)
+            .map(|(t, &need)| need.then_some(t))
+            .collect())
     }
 }
 
@@ -133,11 +153,10 @@ impl Op for Split {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let mut offset = 0;
-        for &part in outputs {
-            ChannelSlice { offset }.record(rec, inputs, &[part]);
-            offset += rec.shape(part)[1];
-        }
+        let bind = |parts: Vec<Arg>, whole| [vec![whole], parts].concat();
+        // Never written: the kernel stores into its PARTS bound parts only.
+        let unused = |slot| Arg::Scratch { slot, bytes: 4 };
+        record_parts(rec, "split_many", inputs[0], outputs, bind, unused);
     }
 
     fn backward(
@@ -159,23 +178,6 @@ impl Op for Split {
             })
             .collect();
         Ok(vec![Some(concat(g, &parts))])
-    }
-}
-
-impl Op for ChannelSlice {
-    fn name(&self) -> &'static str {
-        "concat_slice"
-    }
-
-    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let shape = rec.shape(outputs[0]).to_vec();
-        let params = Params::new(&shape, rec.shape(inputs[0])[1], self.offset);
-        rec.dispatch(
-            Kernel::new(shader!("concat"), "concat_slice"),
-            &params,
-            vec![arg(inputs[0]), arg(outputs[0])],
-            elementwise_grid(params.count as usize),
-        );
     }
 }
 

@@ -15,11 +15,17 @@ fn weighted_loss(g: &mut Graph, y: TensorId, gy: &[f32]) -> TensorId {
     reduce::sum(g, weighted, &axes)
 }
 
+/// Three parts (one dispatch each way) and nine (two, the second window starting at channel 12).
 #[test]
 fn concat_and_its_slices_match_reference() {
+    concat_case(&[2, 3, 1]);
+    concat_case(&[1, 2, 1, 3, 1, 1, 3, 2, 2]);
+}
+
+fn concat_case(channels: &[usize]) {
     let (batch, frames, joints) = (3, 5, 7);
     let inner = frames * joints;
-    let channels = [2, 3, 1];
+    let total: usize = channels.iter().sum();
     let mut g = Graph::new();
     let parts: Vec<TensorId> = channels
         .iter()
@@ -27,7 +33,7 @@ fn concat_and_its_slices_match_reference() {
         .map(|(i, &c)| g.input(&format!("x{i}"), &[batch, c, frames, joints]))
         .collect();
     let y = concat(&mut g, &parts);
-    assert_eq!(g.shape(y), [batch, 6, frames, joints]);
+    assert_eq!(g.shape(y), [batch, total, frames, joints]);
     let gy = uniform(600, g.numel(y), -1.0, 1.0);
     let loss = weighted_loss(&mut g, y, &gy);
     let grads = g.backward(loss, &parts).unwrap();
@@ -47,7 +53,7 @@ fn concat_and_its_slices_match_reference() {
     let f64_parts: Vec<Vec<f64>> = data.iter().map(|d| to_f64(d)).collect();
     let refs: Vec<(&[f64], usize)> = f64_parts
         .iter()
-        .zip(channels)
+        .zip(channels.iter().copied())
         .map(|(d, c)| (d.as_slice(), c))
         .collect();
     let want = concat::cpu::concat(&refs, batch, inner);
@@ -55,7 +61,7 @@ fn concat_and_its_slices_match_reference() {
     let gyf = to_f64(&gy);
     let mut offset = 0;
     for (i, &c) in channels.iter().enumerate() {
-        let want = concat::cpu::slice(&gyf, (6, offset, c), batch, inner);
+        let want = concat::cpu::slice(&gyf, (total, offset, c), batch, inner);
         check(
             &format!("concat grad of part {i}"),
             elementwise_error(&out[1 + i], &want),
