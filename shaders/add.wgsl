@@ -1,6 +1,6 @@
 // Sums of tensors of the same shape, over n elements.
 // Entries (workgroup 256, one element per invocation, grid folded over x and y):
-//   add: out = a + b. Bindings: 0 params, 1 a, 2 b, 3 out.
+//   add: out = a + b, then max(out, 0) with RELU. Bindings: 0 params, 1 a, 2 b, 3 out.
 //   add_many: out = ((t0 + t1) + t2) + … of TERMS terms, in that order, so that the result has
 //       the bits of a chain of `add`s. With ACCUMULATE, out itself is the first term (the next
 //       chunk of a sum of more than SUM_CHUNK tensors). Bindings: 0 params, 1–7 the terms (unused
@@ -15,6 +15,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
+override RELU: bool = false;
+
 @compute @workgroup_size(256)
 fn add(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -23,7 +25,11 @@ fn add(
 ) {
     let i = (wid.x + wid.y * nwg.x) * 256u + lid;
     if i < p.n {
-        out[i] = a[i] + b[i];
+        var v = a[i] + b[i];
+        if RELU {
+            v = max(v, 0.0);
+        }
+        out[i] = v;
     }
 }
 

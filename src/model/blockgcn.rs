@@ -353,8 +353,7 @@ impl BlockGcn {
             let y = block.gcn.forward(g, h, hops, mode);
             let y = self.sf_heads.apply(g, i, y, mode, &mut heads);
             let y = block.tcn.forward(g, y, mode);
-            let y = block.residual.add_to(g, y, h, mode);
-            h = relu(g, y);
+            h = block.residual.add_relu_to(g, y, h, mode);
         }
         let pooled = pool_persons(g, h, m);
         let mut output: ModelOutput = self.fc.apply(g, pooled).into();

@@ -20,7 +20,7 @@ use super::topology::{Hierarchy, Topology};
 use super::unit_gcn::{UnitGcn, UnitGcnConfig};
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, Mode};
-use crate::ops::{linear::linear, relu::relu};
+use crate::ops::linear::linear;
 
 /// (C_in, C_out, temporal stride) of blocks l1…l10.
 pub const BLOCKS: [(usize, usize, usize); 10] = [
@@ -450,8 +450,7 @@ impl CtrGcn {
                 Tcn::Ms(tcn) => tcn.forward(g, y, mode),
                 Tcn::Unit(tcn) => tcn.forward(g, y, mode),
             };
-            let y = block.residual.add_to(g, y, h, mode);
-            h = relu(g, y);
+            h = block.residual.add_relu_to(g, y, h, mode);
         }
         let pooled = pool_persons(g, h, m);
         let logits = linear(g, pooled, self.fc_weight, Some(self.fc_bias));

@@ -41,10 +41,10 @@ use crate::ops::knn::knn;
 use crate::ops::leaky_relu::leaky_relu;
 use crate::ops::matmul::matmul;
 use crate::ops::mul::mul;
+use crate::ops::permute::permute;
 use crate::ops::reduce::{expand, mean, sum};
 use crate::ops::reshape::reshape;
 use crate::ops::sigmoid::sigmoid;
-use crate::ops::{permute::permute, relu::relu};
 
 /// Adjacency subsets per level: self links, one level outward, one level inward.
 pub const SUBSETS: usize = 3;
@@ -425,8 +425,7 @@ impl HdGcn {
             let y = block.gcn.forward(g, h, mode);
             let y = self.sf_heads.apply(g, i, y, mode, &mut heads);
             let y = block.tcn.forward(g, y, mode);
-            let y = block.residual.add_to(g, y, h, mode);
-            h = relu(g, y);
+            h = block.residual.add_relu_to(g, y, h, mode);
         }
         let pooled = pool_persons(g, h, m);
         let mut output: ModelOutput = self.fc.apply(g, pooled).into();

@@ -267,8 +267,7 @@ impl InfoGcn {
             let y = block.tcn.forward(g, y, mode);
             // InfoGCN's MS-TCN ends in a ReLU of its own.
             let y = relu(g, y);
-            let y = block.residual.add_to(g, y, h, mode);
-            h = relu(g, y);
+            h = block.residual.add_relu_to(g, y, h, mode);
         }
         let pooled = pool_persons(g, h, m);
         let hidden = self.fc.apply(g, pooled);

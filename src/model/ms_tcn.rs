@@ -10,9 +10,10 @@
 use super::init::Init;
 use super::layers::Conv;
 use crate::engine::{Graph, TensorId};
-use crate::ops::add::add;
+use crate::ops::add::add_relu;
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::concat::concat;
+use crate::ops::relu::relu;
 use crate::ops::reshape::reshape;
 use crate::ops::temporal_conv::temporal_conv;
 use crate::ops::temporal_max_pool::temporal_max_pool;
@@ -237,14 +238,14 @@ impl BlockResidual {
         }
     }
 
-    /// `y` plus the residual of the block input `x`.
-    pub fn add_to(&self, g: &mut Graph, y: TensorId, x: TensorId, mode: Mode) -> TensorId {
+    /// ReLU of `y` plus the residual of the block input `x`: the end of a block.
+    pub fn add_relu_to(&self, g: &mut Graph, y: TensorId, x: TensorId, mode: Mode) -> TensorId {
         match self {
-            Self::Zero => y,
-            Self::Identity => add(g, y, x),
+            Self::Zero => relu(g, y),
+            Self::Identity => add_relu(g, y, x),
             Self::Unit(unit) => {
                 let r = unit.forward(g, x, mode);
-                add(g, y, r)
+                add_relu(g, y, r)
             }
         }
     }

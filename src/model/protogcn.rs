@@ -518,8 +518,7 @@ impl ProtoGcn {
             graph = Some(block_graph);
             let y = self.sf_heads.apply(g, i, y, mode, &mut heads);
             let y = block.tcn.forward(g, y, mode);
-            let y = block.residual.add_to(g, y, h, mode);
-            h = relu(g, y);
+            h = block.residual.add_relu_to(g, y, h, mode);
         }
         let pooled = pool_persons(g, h, m);
         let logits = linear(g, pooled, self.fc.0, Some(self.fc.1));

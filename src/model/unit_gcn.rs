@@ -15,11 +15,10 @@ use super::layers::Conv;
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, DEFAULT_EPS, DEFAULT_MOMENTUM, Mode};
 use crate::ops::{
-    add::{add, sum_of},
+    add::{add_relu, sum_of},
     aggregate::aggregate,
     reduce::mean,
     refine::refine,
-    relu::relu,
     tanh_diff::tanh_diff,
 };
 
@@ -99,8 +98,7 @@ pub fn normalise_add_down(
             x
         }
     };
-    let pre = add(g, y, residual);
-    relu(g, pre)
+    add_relu(g, y, residual)
 }
 
 /// The tensors of one unit. Fields are public so that callers may also run the forward on

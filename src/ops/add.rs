@@ -1,5 +1,6 @@
 //! Elementwise sums of tensors of the same shape. The backward passes the incoming gradient to
 //! every input unchanged (the same tensor, no copy); autodiff uses [`sum_of`] to sum fan-in.
+//! [`add_relu`] is ReLU(a + b), a residual's end, in one pass.
 
 use super::{CountParams, arg, elementwise_grid};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
@@ -11,7 +12,10 @@ use crate::shader;
 const SUM_CHUNK: usize = 7;
 
 #[derive(Debug)]
-struct Add;
+struct Add {
+    /// ReLU of the sum.
+    relu: bool,
+}
 
 /// Two or more terms, summed left to right.
 #[derive(Debug)]
@@ -22,7 +26,17 @@ pub fn add(g: &mut Graph, a: TensorId, b: TensorId) -> TensorId {
     let shape = g.shape(a).to_vec();
     assert_eq!(shape, g.shape(b), "add needs equal shapes");
     let out = g.activation("add", &shape);
-    g.push(Add, &[a, b], &[out]);
+    g.push(Add { relu: false }, &[a, b], &[out]);
+    out
+}
+
+/// `max(a + b, 0)`, with the values of [`relu`](super::relu::relu) of [`add`] and one dispatch
+/// fewer.
+pub fn add_relu(g: &mut Graph, a: TensorId, b: TensorId) -> TensorId {
+    let shape = g.shape(a).to_vec();
+    assert_eq!(shape, g.shape(b), "add needs equal shapes");
+    let out = g.activation("add_relu", &shape);
+    g.push(Add { relu: true }, &[a, b], &[out]);
     out
 }
 
@@ -47,13 +61,13 @@ pub fn sum_of(g: &mut Graph, terms: &[TensorId]) -> TensorId {
 
 impl Op for Add {
     fn name(&self) -> &'static str {
-        "add"
+        if self.relu { "add_relu" } else { "add" }
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let n = rec.numel(outputs[0]);
         rec.dispatch(
-            Kernel::new(shader!("add"), "add"),
+            Kernel::new(shader!("add"), "add").with("RELU", self.relu),
             &CountParams { n: n as u32 },
             vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
             elementwise_grid(n),
@@ -62,10 +76,15 @@ impl Op for Add {
 
     fn backward(
         &self,
-        _: &mut Graph,
+        g: &mut Graph,
         ctx: &GradContext<'_>,
     ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
-        Ok(vec![ctx.grads[0], ctx.grads[0]])
+        let gy = ctx.grads[0].expect("add has one output");
+        let gx = match self.relu {
+            true => super::relu::relu_grad(g, ctx.outputs[0], gy),
+            false => gy,
+        };
+        Ok(vec![Some(gx), Some(gx)])
     }
 }
 

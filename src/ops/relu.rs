@@ -40,10 +40,15 @@ impl Op for Relu {
         ctx: &GradContext<'_>,
     ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
         let gy = ctx.grads[0].expect("relu has one output");
-        let gx = g.activation_like("relu_grad", gy);
-        g.push(ReluGrad, &[ctx.outputs[0], gy], &[gx]);
-        Ok(vec![Some(gx)])
+        Ok(vec![Some(relu_grad(g, ctx.outputs[0], gy))])
     }
+}
+
+/// The gradient `gy` passed where the ReLU output `y` is positive.
+pub(crate) fn relu_grad(g: &mut Graph, y: TensorId, gy: TensorId) -> TensorId {
+    let gx = g.activation_like("relu_grad", gy);
+    g.push(ReluGrad, &[y, gy], &[gx]);
+    gx
 }
 
 /// Records gx = gy where the ReLU output `y` is positive, else 0.

@@ -59,6 +59,35 @@ fn sum_of_many_matches_reference_and_a_chain_of_adds_bit_for_bit() {
     }
 }
 
+/// ReLU(a + b) as one op against `relu` of `add`: output and both gradients, bit for bit.
+#[test]
+fn add_relu_matches_relu_of_add_bit_for_bit() {
+    let run = |fused: bool| {
+        let mut g = Graph::new();
+        let (a, b) = (g.input("a", &SHAPE), g.input("b", &SHAPE));
+        let y = if fused {
+            add::add_relu(&mut g, a, b)
+        } else {
+            let s = add::add(&mut g, a, b);
+            relu::relu(&mut g, s)
+        };
+        let gy = g.constant("gy", &SHAPE, uniform(30, N, -1.0, 1.0));
+        let weighted = mul::mul(&mut g, y, gy);
+        let loss = sfhead::ops::reduce::sum(&mut g, weighted, &[0, 1, 2]);
+        let grads = g.backward(loss, &[a, b]).unwrap();
+        let keep = [y, grads[0], grads[1]];
+        let h = Harness::new(g, &keep);
+        let (da, db) = (uniform(31, N, -2.0, 2.0), uniform(32, N, -2.0, 2.0));
+        let out = h.run(&[(a, &da), (b, &db)], &keep);
+        let zeros = out[0].iter().filter(|v| **v == 0.0).count();
+        assert!(zeros > N / 4 && zeros < N * 3 / 4, "{zeros} of {N} clamped");
+        out.into_iter()
+            .map(|t| t.into_iter().map(f32::to_bits).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(true), run(false));
+}
+
 #[test]
 fn mul_matches_reference() {
     let mut g = Graph::new();
@@ -113,6 +142,13 @@ fn elementwise_gradients_pass_finite_differences() {
         12,
     );
     check("sum gradcheck", r.worst, 1e-2);
+    // |a + b| ≥ 0.1, away from the kink.
+    let apart = vec![
+        (shape.clone(), away_from_zero(14, N, 0.2, 1.0)),
+        (shape.clone(), uniform(15, N, -0.1, 0.1)),
+    ];
+    let r = gradcheck(&apart, |g, x| add::add_relu(g, x[0], x[1]), 1e-2, 13);
+    check("add_relu gradcheck", r.worst, 1e-2);
     let r = gradcheck(&inputs(), |g, x| mul::mul(g, x[0], x[1]), 1e-2, 10);
     check("mul gradcheck", r.worst, 1e-2);
     let r = gradcheck(&inputs()[..1], |g, x| relu::relu(g, x[0]), 1e-2, 11);
@@ -127,11 +163,13 @@ fn elementwise_snapshots() {
     let p = mul::mul(&mut g, a, b);
     let r = relu::relu(&mut g, a);
     let many = add::sum_of(&mut g, &[a, b, a]);
-    let h = Harness::new(g, &[s, p, r, many]);
+    let clamped = add::add_relu(&mut g, a, b);
+    let h = Harness::new(g, &[s, p, r, many, clamped]);
     let (da, db) = (fixed(24, 0.0), fixed(24, 1.0));
-    let out = h.run(&[(a, &da), (b, &db)], &[s, p, r, many]);
+    let out = h.run(&[(a, &da), (b, &db)], &[s, p, r, many, clamped]);
     insta::assert_snapshot!("add", rounded(&out[0], 4, 6));
     insta::assert_snapshot!("mul", rounded(&out[1], 4, 6));
     insta::assert_snapshot!("relu", rounded(&out[2], 4, 6));
     insta::assert_snapshot!("sum_of_three", rounded(&out[3], 4, 6));
+    insta::assert_snapshot!("add_relu", rounded(&out[4], 4, 6));
 }
