@@ -3,11 +3,10 @@
 // `branch` = i, `pa_len` = S·V·V.
 // Entries (workgroup 256, grids folded over x and y):
 //   refine_forward:     one invocation per element of Q. Bindings: 1 c, 2 alpha, 3 pa, 4 q.
-//   refine_grad_c:      g_C = alpha·g_Q, one invocation per element. Bindings: 1 gq, 2 alpha, 3 gc.
-//   refine_dot_partial: workgroup w < `chunks` sums g_Q ⊙ C over elements
-//                       [w·chunk_len, (w + 1)·chunk_len) with a tree, into partial[w]; a second
-//                       pass (reduce.wgsl) adds the partials into g_alpha.
-//                       Bindings: 1 gq, 2 c, 3 partial.
+//   refine_grad_partial: workgroup w < `chunks` (TREE_LANES invocations) takes elements
+//                       [w·chunk_len, (w + 1)·chunk_len): writes g_C = alpha·g_Q and sums
+//                       g_Q ⊙ C with a tree into partial[w]; a second pass (reduce.wgsl) adds the
+//                       partials into g_alpha. Bindings: 1 gq, 2 c, 3 partial, 4 alpha, 5 gc.
 //   refine_scatter_pa:  g_PA from s = Σ_{b,c} g_Q (V·V): slice i gets s, the other slices 0.
 //                       One invocation per element of PA. Bindings: 1 s, 2 gpa.
 // Binding 0 is the params block in all of them.
@@ -46,30 +45,16 @@ fn refine_forward(
     }
 }
 
-@group(0) @binding(1) var<storage, read> gc_gq: array<f32>;
-@group(0) @binding(2) var<storage, read> gc_alpha: array<f32>;
-@group(0) @binding(3) var<storage, read_write> gc_gc: array<f32>;
-
-@compute @workgroup_size(256)
-fn refine_grad_c(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = linear_id(wid, nwg, lid);
-    if i < p.n {
-        gc_gc[i] = gc_alpha[0] * gc_gq[i];
-    }
-}
-
 //! include tree_sum
 
 @group(0) @binding(1) var<storage, read> dot_gq: array<f32>;
 @group(0) @binding(2) var<storage, read> dot_c: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dot_partial: array<f32>;
+@group(0) @binding(4) var<storage, read> dot_alpha: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dot_gc: array<f32>;
 
 @compute @workgroup_size(TREE_LANES)
-fn refine_dot_partial(
+fn refine_grad_partial(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -80,10 +65,13 @@ fn refine_dot_partial(
     }
     let start = w * p.chunk_len;
     let end = min(start + p.chunk_len, p.n);
+    let alpha = dot_alpha[0];
     for (var lane = lid; lane < 256u; lane += TREE_LANES) {
         var acc = 0.0;
         for (var e = start + lane; e < end; e += 256u) {
-            acc = fma(dot_gq[e], dot_c[e], acc);
+            let g = dot_gq[e];
+            dot_gc[e] = alpha * g;
+            acc = fma(g, dot_c[e], acc);
         }
         tree[lane] = acc;
     }

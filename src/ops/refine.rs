@@ -2,8 +2,9 @@
 //! (B, C_out, V, V), alpha a learnable one-element tensor shared by the branches and PA the
 //! learnable (S, V, V) stack of which the branch reads slice i.
 //!
-//! Backward: g_C = alpha·g_Q, g_alpha = Σ g_Q ⊙ C (a tree of chunk partials, then a sum of the
-//! partials), g_PA[i] = Σ_{b,c} g_Q with the other slices zero. Autodiff adds the branches'
+//! Backward: g_C = alpha·g_Q, written by the pass that forms the chunk partials of
+//! g_alpha = Σ g_Q ⊙ C (a tree per chunk, then a sum of the partials), and g_PA[i] = Σ_{b,c} g_Q
+//! with the other slices zero. Autodiff adds the branches'
 //! contributions to the shared alpha and PA.
 
 use bytemuck::{Pod, Zeroable};
@@ -141,22 +142,15 @@ impl Op for RefineGrad {
             params.vv as usize,
             params.chunks as usize,
         );
-        rec.dispatch(
-            kernel("refine_grad_c"),
-            &params,
-            vec![arg(gq), arg(alpha), arg(gc)],
-            elementwise_grid(n),
-        );
-
-        // g_alpha: chunk partials of Σ g_Q ⊙ C, then their sum.
+        // g_C, and chunk partials of g_alpha = Σ g_Q ⊙ C, then their sum.
         let partials = Arg::Scratch {
             slot: 0,
             bytes: 4 * chunks as u64,
         };
         rec.dispatch(
-            rec.tuning().tree(kernel("refine_dot_partial")),
+            rec.tuning().tree(kernel("refine_grad_partial")),
             &params,
-            vec![arg(gq), arg(c), partials.clone()],
+            vec![arg(gq), arg(c), partials.clone(), arg(alpha), arg(gc)],
             grid_1d(chunks as u32),
         );
         let over_partials = AxisSplit {
