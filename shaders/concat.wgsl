@@ -1,16 +1,18 @@
 // Channel concatenation of (B, C_j, ...) tensors along axis 1 and its inverse, up to PARTS ≤ 7
 // parts per dispatch. Part j holds channels [start_j, ends[j]) of the `total`-channel whole
 // (start_0 = lo, start_j = ends[j − 1]); `inner` is the product of the axes after the channels.
-// A dispatch covers the window of channels [lo, lo + window) of the whole, count = B·window·inner
-// elements; a concatenation of more than seven parts takes one dispatch per seven.
+// A dispatch covers the window of channels [lo, lo + window) of the whole: one workgroup per
+// (sample, channel) row of it, rows = B·window, whose invocations copy the row's `inner`
+// contiguous elements; the row's part is found once per workgroup. A concatenation of more than
+// seven parts takes one dispatch per seven.
 //
-// Entries (workgroup 256, one element of the window per invocation, grids folded over x and y):
+// Entries (workgroup 256, grids folded over x and y):
 //   concat_many: bindings 1–7 the parts (unused ones bound to any buffer), 8 the whole.
 //   split_many: bindings 1 the whole, 2–8 the parts (unused ones bound to buffers never written).
 // Binding 0 is the params block in both.
 
 struct Params {
-    count: u32,
+    rows: u32,
     total: u32,
     inner: u32,
     lo: u32,
@@ -29,17 +31,16 @@ fn end_of(j: u32) -> u32 {
     return p.ends[j / 4u][j % 4u];
 }
 
-// Element e of the window: its index in the whole, its part, and its index in that part.
-struct Place {
+// A row of the window: where it starts in the whole, its part, and where it starts in that part.
+struct Row {
     whole: u32,
     part: u32,
     within: u32,
 }
 
-fn place(e: u32) -> Place {
-    let r = e % p.inner;
-    let c = p.lo + (e / p.inner) % p.window;
-    let b = e / (p.inner * p.window);
+fn row_at(row: u32) -> Row {
+    let b = row / p.window;
+    let c = p.lo + row % p.window;
     var j = 0u;
     while j + 1u < PARTS && c >= end_of(j) {
         j += 1u;
@@ -49,11 +50,11 @@ fn place(e: u32) -> Place {
         start = end_of(j - 1u);
     }
     let width = end_of(j) - start;
-    return Place((b * p.total + c) * p.inner + r, j, (b * width + c - start) * p.inner + r);
+    return Row((b * p.total + c) * p.inner, j, (b * width + c - start) * p.inner);
 }
 
-fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * 256u + lid;
+fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
 }
 
 @group(0) @binding(1) var<storage, read> in0: array<f32>;
@@ -71,23 +72,23 @@ fn concat_many(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = element(wid, nwg, lid);
-    if e >= p.count {
+    let row = row_of(wid, nwg);
+    if row >= p.rows {
         return;
     }
-    let at = place(e);
-    var v = 0.0;
+    let at = row_at(row);
+    let w = at.whole;
+    let q = at.within;
     switch at.part {
-        case 0u: { v = in0[at.within]; }
-        case 1u: { v = in1[at.within]; }
-        case 2u: { v = in2[at.within]; }
-        case 3u: { v = in3[at.within]; }
-        case 4u: { v = in4[at.within]; }
-        case 5u: { v = in5[at.within]; }
-        case 6u: { v = in6[at.within]; }
+        case 0u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in0[q + r]; } }
+        case 1u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in1[q + r]; } }
+        case 2u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in2[q + r]; } }
+        case 3u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in3[q + r]; } }
+        case 4u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in4[q + r]; } }
+        case 5u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in5[q + r]; } }
+        case 6u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in6[q + r]; } }
         default: {}
     }
-    whole_out[at.whole] = v;
 }
 
 @group(0) @binding(1) var<storage, read> whole_in: array<f32>;
@@ -105,20 +106,21 @@ fn split_many(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = element(wid, nwg, lid);
-    if e >= p.count {
+    let row = row_of(wid, nwg);
+    if row >= p.rows {
         return;
     }
-    let at = place(e);
-    let v = whole_in[at.whole];
+    let at = row_at(row);
+    let w = at.whole;
+    let q = at.within;
     switch at.part {
-        case 0u: { out0[at.within] = v; }
-        case 1u: { out1[at.within] = v; }
-        case 2u: { out2[at.within] = v; }
-        case 3u: { out3[at.within] = v; }
-        case 4u: { out4[at.within] = v; }
-        case 5u: { out5[at.within] = v; }
-        case 6u: { out6[at.within] = v; }
+        case 0u: { for (var r = lid; r < p.inner; r += 256u) { out0[q + r] = whole_in[w + r]; } }
+        case 1u: { for (var r = lid; r < p.inner; r += 256u) { out1[q + r] = whole_in[w + r]; } }
+        case 2u: { for (var r = lid; r < p.inner; r += 256u) { out2[q + r] = whole_in[w + r]; } }
+        case 3u: { for (var r = lid; r < p.inner; r += 256u) { out3[q + r] = whole_in[w + r]; } }
+        case 4u: { for (var r = lid; r < p.inner; r += 256u) { out4[q + r] = whole_in[w + r]; } }
+        case 5u: { for (var r = lid; r < p.inner; r += 256u) { out5[q + r] = whole_in[w + r]; } }
+        case 6u: { for (var r = lid; r < p.inner; r += 256u) { out6[q + r] = whole_in[w + r]; } }
         default: {}
     }
 }

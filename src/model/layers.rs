@@ -4,6 +4,7 @@ use super::init::Init;
 use crate::engine::{Graph, TensorId};
 use crate::ops::add::add;
 use crate::ops::batch_norm::{BatchNorm, Mode};
+use crate::ops::concat::{concat, split};
 use crate::ops::conv1x1::conv1x1;
 use crate::ops::linear::linear;
 use crate::ops::permute::permute;
@@ -92,6 +93,29 @@ impl Conv {
     /// The convolution as a 1×1 convolution of `x` (B, C_in, ...).
     pub fn apply_1x1(&self, g: &mut Graph, x: TensorId) -> TensorId {
         conv1x1(g, x, self.weight, Some(self.bias))
+    }
+
+    /// [`Self::apply_1x1`] of each of `convs` on the same `x`, as one product: their weights and
+    /// biases stacked along the output channels (a concat each), one 1×1 convolution, and its
+    /// output split back into theirs. Each output element is the same sum in the same order as
+    /// the convolution's own; backward, the input gradient is one product instead of one per
+    /// convolution and a sum of them.
+    pub fn apply_1x1_stacked(g: &mut Graph, convs: &[Conv], x: TensorId) -> Vec<TensorId> {
+        let cin = g.shape(x)[1];
+        let widths: Vec<usize> = convs.iter().map(|c| g.shape(c.weight)[0]).collect();
+        let total: usize = widths.iter().sum();
+        let mut weights = Vec::with_capacity(convs.len());
+        let mut biases = Vec::with_capacity(convs.len());
+        for (conv, &width) in convs.iter().zip(&widths) {
+            weights.push(reshape(g, conv.weight, &[1, width, cin]));
+            biases.push(reshape(g, conv.bias, &[1, width]));
+        }
+        let weight = concat(g, &weights);
+        let weight = reshape(g, weight, &[total, cin]);
+        let bias = concat(g, &biases);
+        let bias = reshape(g, bias, &[total]);
+        let y = conv1x1(g, x, weight, Some(bias));
+        split(g, y, &widths)
     }
 }
 

@@ -79,8 +79,8 @@ impl Entrance {
         }
     }
 
-    fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
-        let h = self.conv.apply_1x1(g, x);
+    /// BN → ReLU of the entrance conv's output `h`.
+    fn finish(&self, g: &mut Graph, h: TensorId, mode: Mode) -> TensorId {
         self.bn.apply_relu(g, h, mode)
     }
 }
@@ -179,6 +179,20 @@ impl MsTcn {
     /// (B, C_in, T, V) → (B, C_out, ⌊(T − 1)/s⌋ + 1, V).
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
         let s = self.stride;
+        // The 1×1 convs that read x at every frame, as one product: the entrances, and the
+        // pointwise branch's where it does not stride.
+        let shared: Vec<Conv> = self
+            .branches
+            .iter()
+            .filter_map(|branch| match *branch {
+                Branch::Temporal { entrance, .. } | Branch::Pool { entrance, .. } => {
+                    Some(entrance.conv)
+                }
+                Branch::Pointwise { conv, .. } => (s == 1).then_some(conv),
+            })
+            .collect();
+        let mut convolved = Conv::apply_1x1_stacked(g, &shared, x).into_iter();
+        let mut next = || convolved.next().expect("one output per shared conv");
         let outs: Vec<TensorId> = self
             .branches
             .iter()
@@ -189,7 +203,7 @@ impl MsTcn {
                     dilation,
                     bn,
                 } => {
-                    let h = entrance.forward(g, x, mode);
+                    let h = entrance.finish(g, next(), mode);
                     // HD-GCN's separate (1, C, 1, 1) bias is the same per-channel bias.
                     let channels = g.shape(conv.weight)[0];
                     let bias = reshape(g, conv.bias, &[channels]);
@@ -197,12 +211,15 @@ impl MsTcn {
                     bn.apply(g, h, mode)
                 }
                 Branch::Pool { entrance, bn } => {
-                    let h = entrance.forward(g, x, mode);
+                    let h = entrance.finish(g, next(), mode);
                     let h = temporal_max_pool(g, h, s);
                     bn.apply(g, h, mode)
                 }
                 Branch::Pointwise { conv, bn } => {
-                    let h = conv1x1_strided(g, x, conv.weight, Some(conv.bias), s);
+                    let h = match s {
+                        1 => next(),
+                        _ => conv1x1_strided(g, x, conv.weight, Some(conv.bias), s),
+                    };
                     bn.apply(g, h, mode)
                 }
             })

@@ -227,11 +227,15 @@ impl UnitGcn {
     /// y (B, C_out, T, V) of x (B, C_in, T, V).
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
         let pooled = mean(g, x, &[2]);
+        // The six relation convs share their input, and the three value convs theirs.
+        let relation_convs: Vec<Conv> =
+            self.convs.iter().flat_map(|b| [b.conv1, b.conv2]).collect();
+        let relations = Conv::apply_1x1_stacked(g, &relation_convs, pooled);
+        let value_convs: Vec<Conv> = self.convs.iter().map(|b| b.conv3).collect();
+        let values = Conv::apply_1x1_stacked(g, &value_convs, x);
         let mut terms = Vec::with_capacity(BRANCHES);
         for (i, branch) in self.convs.iter().enumerate() {
-            let x1 = branch.conv1.apply_1x1(g, pooled);
-            let x2 = branch.conv2.apply_1x1(g, pooled);
-            let x3 = branch.conv3.apply_1x1(g, x);
+            let (x1, x2, x3) = (relations[2 * i], relations[2 * i + 1], values[i]);
             let e = tanh_diff(g, x1, x2);
             let c = branch.conv4.apply_1x1(g, e);
             let q = refine(g, c, self.alpha, self.pa, i);

@@ -4,9 +4,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{arg, elementwise_grid};
+use super::arg;
 use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
-use crate::gpu::Kernel;
+use crate::gpu::{Kernel, grid_1d};
 use crate::shader;
 
 /// Parts one dispatch reads or writes: with the whole, the eight storage buffers every adapter
@@ -16,7 +16,8 @@ const PARTS_PER_DISPATCH: usize = 7;
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
-    count: u32,
+    /// (sample, channel) rows of the window, one workgroup each.
+    rows: u32,
     total: u32,
     inner: u32,
     lo: u32,
@@ -97,7 +98,7 @@ fn record_parts(
         }
         let window = end - lo;
         let params = Params {
-            count: (batch * window * inner) as u32,
+            rows: (batch * window) as u32,
             total: total as u32,
             inner: inner as u32,
             lo: lo as u32,
@@ -111,7 +112,7 @@ fn record_parts(
             Kernel::new(shader!("concat"), entry).with("PARTS", chunk.len() as u32),
             &params,
             bind(args, arg(whole)),
-            elementwise_grid(params.count as usize),
+            grid_1d(params.rows),
         );
         lo = end;
     }
