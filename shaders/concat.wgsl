@@ -57,6 +57,15 @@ fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }
 
+// The workgroup's row, or a part index past every part for workgroups beyond the window.
+fn workgroup_row(wid: vec3<u32>, nwg: vec3<u32>) -> Row {
+    let row = row_of(wid, nwg);
+    if row >= p.rows {
+        return Row(0u, 7u, 0u);
+    }
+    return row_at(row);
+}
+
 @group(0) @binding(1) var<storage, read> in0: array<f32>;
 @group(0) @binding(2) var<storage, read> in1: array<f32>;
 @group(0) @binding(3) var<storage, read> in2: array<f32>;
@@ -72,11 +81,7 @@ fn concat_many(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = row_of(wid, nwg);
-    if row >= p.rows {
-        return;
-    }
-    let at = row_at(row);
+    let at = workgroup_row(wid, nwg);
     let w = at.whole;
     let q = at.within;
     switch at.part {
@@ -106,11 +111,7 @@ fn split_many(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = row_of(wid, nwg);
-    if row >= p.rows {
-        return;
-    }
-    let at = row_at(row);
+    let at = workgroup_row(wid, nwg);
     let w = at.whole;
     let q = at.within;
     switch at.part {

@@ -23,20 +23,20 @@ struct Sum;
 
 /// `a + b`.
 pub fn add(g: &mut Graph, a: TensorId, b: TensorId) -> TensorId {
-    let shape = g.shape(a).to_vec();
-    assert_eq!(shape, g.shape(b), "add needs equal shapes");
-    let out = g.activation("add", &shape);
-    g.push(Add { relu: false }, &[a, b], &[out]);
-    out
+    push_add(g, Add { relu: false }, a, b)
 }
 
 /// `max(a + b, 0)`, with the values of [`relu`](super::relu::relu) of [`add`] and one dispatch
 /// fewer.
 pub fn add_relu(g: &mut Graph, a: TensorId, b: TensorId) -> TensorId {
+    push_add(g, Add { relu: true }, a, b)
+}
+
+fn push_add(g: &mut Graph, op: Add, a: TensorId, b: TensorId) -> TensorId {
     let shape = g.shape(a).to_vec();
     assert_eq!(shape, g.shape(b), "add needs equal shapes");
-    let out = g.activation("add_relu", &shape);
-    g.push(Add { relu: true }, &[a, b], &[out]);
+    let out = g.activation(op.name(), &shape);
+    g.push(op, &[a, b], &[out]);
     out
 }
 
