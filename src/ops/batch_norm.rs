@@ -74,7 +74,7 @@ impl BatchNorm {
     }
 
     /// ReLU(BN(`x`)), with the same values as [`relu`](super::relu::relu) of [`Self::apply`]
-    /// and two dispatches fewer each way.
+    /// and one dispatch fewer each way.
     pub fn apply_relu(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
         self.apply_then(g, x, mode, true)
     }
