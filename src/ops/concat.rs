@@ -75,16 +75,9 @@ pub fn split(g: &mut Graph, x: TensorId, widths: &[usize]) -> Vec<TensorId> {
     parts
 }
 
-/// Records `entry` of `concat.wgsl` over `whole` and its `parts`, seven parts per dispatch;
-/// `bind` orders one dispatch's part arguments and the whole's.
-fn record_parts(
-    rec: &mut Recorder<'_>,
-    entry: &'static str,
-    whole: TensorId,
-    parts: &[TensorId],
-    bind: impl Fn(Vec<Arg>, Arg) -> Vec<Arg>,
-    unused: impl Fn(usize) -> Arg,
-) {
+/// Records `concat.wgsl`'s `concat_many` (the parts read, the whole written) or, `into_parts`,
+/// `split_many` (the whole read, the parts written), seven parts per dispatch.
+fn record_parts(rec: &mut Recorder<'_>, whole: TensorId, parts: &[TensorId], into_parts: bool) {
     let shape = rec.shape(whole).to_vec();
     let (batch, total) = (shape[0], shape[1]);
     let inner: usize = shape[2..].iter().product();
@@ -107,11 +100,22 @@ fn record_parts(
             ends,
         };
         let mut args: Vec<Arg> = chunk.iter().copied().map(arg).collect();
-        args.extend((chunk.len()..PARTS_PER_DISPATCH).map(&unused));
+        // Unused part bindings: read-only, any part; written, buffers the kernel never stores
+        // into (it writes its PARTS bound parts only).
+        args.extend(
+            (chunk.len()..PARTS_PER_DISPATCH).map(|slot| match into_parts {
+                true => Arg::Scratch { slot, bytes: 4 },
+                false => arg(chunk[0]),
+            }),
+        );
+        let (entry, args) = match into_parts {
+            true => ("split_many", [vec![arg(whole)], args].concat()),
+            false => ("concat_many", [args, vec![arg(whole)]].concat()),
+        };
         rec.dispatch(
             Kernel::new(shader!("concat"), entry).with("PARTS", chunk.len() as u32),
             &params,
-            bind(args, arg(whole)),
+            args,
             grid_1d(params.rows),
         );
         lo = end;
@@ -124,12 +128,7 @@ impl Op for Concat {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let bind = |mut parts: Vec<Arg>, whole| {
-            parts.push(whole);
-            parts
-        };
-        let first = inputs[0];
-        record_parts(rec, "concat_many", outputs[0], inputs, bind, |_| arg(first));
+        record_parts(rec, outputs[0], inputs, false);
     }
 
     fn backward(
@@ -154,10 +153,7 @@ impl Op for Split {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let bind = |parts: Vec<Arg>, whole| [vec![whole], parts].concat();
-        // Never written: the kernel stores into its PARTS bound parts only.
-        let unused = |slot| Arg::Scratch { slot, bytes: 4 };
-        record_parts(rec, "split_many", inputs[0], outputs, bind, unused);
+        record_parts(rec, inputs[0], outputs, true);
     }
 
     fn backward(

@@ -155,10 +155,9 @@ pub(crate) enum Summand {
     CentredProduct,
 }
 
-/// Records `dst[o] = scale · Σ summand` over the reduced elements of output `o`. `y` and `m`
-/// are only read by the centred summands. Partial sums live in scratch slot `partial_slot`.
 /// Records `c[o] = Σ_s partial[s·outputs + o]` over the `splits` partial products of a split-K
-/// product with `outputs` elements, in order of s; the partials are in scratch slot 0.
+/// product with `outputs` elements, in order of s. The partials are in scratch slot 0, so a
+/// tree's own partials take slot 1.
 pub(crate) fn record_split_sum(
     rec: &mut Recorder<'_>,
     outputs: usize,
@@ -171,15 +170,39 @@ pub(crate) fn record_split_sum(
         reduced: vec![(splits, outputs)],
     };
     if splits <= SHORT_SPLIT_SUM {
-        let kernel = Kernel::new(shader!("reduce"), "reduce_serial");
         let params = Params::new(&split, 1.0);
-        let args = vec![partial.clone(), partial.clone(), partial, c];
-        rec.dispatch(kernel, &params, args, super::elementwise_grid(outputs));
+        record_serial(
+            rec,
+            &params,
+            Summand::Value,
+            [partial.clone(), partial.clone(), partial],
+            c,
+        );
     } else {
         record_sum(rec, &split, Summand::Value, partial, None, None, 1.0, c, 1);
     }
 }
 
+/// One invocation per output sums its elements in order (`reduce_serial`); inputs x, y, m.
+fn record_serial(
+    rec: &mut Recorder<'_>,
+    params: &Params,
+    summand: Summand,
+    inputs: [Arg; 3],
+    dst: Arg,
+) {
+    let kernel = Kernel::new(shader!("reduce"), "reduce_serial").with("MODE", summand as u32);
+    let args = inputs.into_iter().chain([dst]).collect();
+    rec.dispatch(
+        kernel,
+        params,
+        args,
+        super::elementwise_grid(params.outputs as usize),
+    );
+}
+
+/// Records `dst[o] = scale · Σ summand` over the reduced elements of output `o`. `y` and `m`
+/// are only read by the centred summands. Partial sums live in scratch slot `partial_slot`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record_sum(
     rec: &mut Recorder<'_>,
@@ -197,9 +220,8 @@ pub(crate) fn record_sum(
     let outputs = params.outputs as usize;
     let chunks = params.chunks as usize;
     if split.count() <= SERIAL_MAX_COUNT && outputs >= SERIAL_MIN_OUTPUTS {
-        let kernel = Kernel::new(shader!("reduce"), "reduce_serial").with("MODE", summand as u32);
-        let args = vec![x.clone(), y.unwrap_or(x.clone()), m.unwrap_or(x), dst];
-        rec.dispatch(kernel, &params, args, super::elementwise_grid(outputs));
+        let inputs = [x.clone(), y.unwrap_or(x.clone()), m.unwrap_or(x)];
+        record_serial(rec, &params, summand, inputs, dst);
         return;
     }
     let first_dst = if chunks == 1 {
