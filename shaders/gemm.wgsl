@@ -3,15 +3,19 @@
 //
 // A is m×k, B is k×n, C is m×n, all row-major with leading dimensions lda, ldb, ldc. TRANS_A means
 // A is stored k×m (A[i, l] at l·lda + i), TRANS_B that B is stored n×k (B[l, j] at j·ldb + l):
-// the three layouts NN, NT and TN differ only in these flags. Strides a_batch / b_batch / c_batch
-// step over independent products (grid z); a_kb / b_kb step over `kb` products that are summed
-// into the same C (the batch axis of a weight gradient).
+// the three layouts NN, NT and TN differ only in these flags. Independent products (grid z) nest
+// up to three deep, z = (z2·n1 + z1)·n0 + z0, and each operand steps over them with a stride per
+// level (a_s0, a_s1, a_s2; b_…; c_…), so that a grouped convolution or a product summed over
+// branches reads its operands in place; the bias steps with z0 (bias_s0). a_kb / b_kb step over
+// `kb` products that are summed into the same C (the batch axis of a weight gradient, or the
+// branches of a graph aggregation).
 //
-// Split-K: the iterations (kb, k-tile) of one product are cut into `splits` contiguous ranges.
-// With splits > 1 there must be a single product; workgroup z = split writes its partial C at
-// z·c_batch, and a reduction over splits finishes the sum (deterministically, no atomics).
+// Split-K: the iterations (kb, k-tile) of each product are cut into `splits` contiguous ranges.
+// Workgroup z = product·splits + split writes its partial C `split_stride` · split past where
+// the product's C would be (in scratch, the products' Cs contiguous), and a reduction over
+// splits finishes the sum (deterministically, no atomics).
 //
-// Entries (grid x, y over the tiles of C, z over products·splits):
+// Entries (grid x, y over the tiles of C, z over products·splits, folded into y past 65,535):
 //   gemm:        workgroup 16×16, a 64×64 tile of C per workgroup, 4×4 per invocation, k-tiles
 //                of 16 staged in workgroup memory, for GPUs;
 //   gemm_direct: workgroup LANES, 16 × 8 outputs per invocation, operands read straight from
@@ -35,12 +39,25 @@ struct Params {
     ldb: u32,
     ldc: u32,
     splits: u32,
-    a_batch: u32,
-    b_batch: u32,
-    c_batch: u32,
     iters_per_split: u32,
     a_kb: u32,
     b_kb: u32,
+    n0: u32,
+    n1: u32,
+    a_s0: u32,
+    a_s1: u32,
+    a_s2: u32,
+    b_s0: u32,
+    b_s1: u32,
+    b_s2: u32,
+    c_s0: u32,
+    c_s1: u32,
+    c_s2: u32,
+    bias_s0: u32,
+    fold: u32,
+    y_tiles: u32,
+    z_count: u32,
+    split_stride: u32,
     _pad0: u32,
     _pad1: u32,
 }
@@ -60,9 +77,13 @@ var<workgroup> b_tile: array<f32, 1024>;
 
 @compute @workgroup_size(16, 16)
 fn gemm(
-    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(workgroup_id) grid_id: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
+    let wid = unfold(grid_id);
+    if wid.z >= p.z_count {
+        return;
+    }
     let tid = lid.y * 16u + lid.x;
     let col0 = wid.x * TILE;
     let row0 = wid.y * TILE;
@@ -71,13 +92,14 @@ fn gemm(
     let k_tiles = (p.k + KT - 1u) / KT;
     let first = split * p.iters_per_split;
     let last = min(first + p.iters_per_split, p.kb * k_tiles);
+    let o = origins(product);
 
     var acc: array<array<f32, 4>, 4>;
     for (var it = first; it < last; it++) {
         let kbi = it / k_tiles;
         let k0 = (it % k_tiles) * KT;
-        let a_base = product * p.a_batch + kbi * p.a_kb;
-        let b_base = product * p.b_batch + kbi * p.b_kb;
+        let a_base = o.x + kbi * o.y;
+        let b_base = o.z + kbi * o.w;
         for (var r = 0u; r < 4u; r++) {
             let idx = tid + r * 256u;
             // Consecutive invocations walk the contiguous axis of each operand.
@@ -140,16 +162,25 @@ fn gemm(
         workgroupBarrier();
     }
 
-    store_block(wid.z, row0 + lid.y * 4u, col0 + lid.x * 4u, acc);
+    store_block(c_origin(wid.z), row0 + lid.y * 4u, col0 + lid.x * 4u, acc);
 }
 
-// Where the kbi-th summed product of product `product` starts in A and in B.
-fn a_origin(product: u32, kbi: u32) -> u32 {
-    return product * p.a_batch + kbi * p.a_kb;
+// More than 65,535 products (times splits) fold into grid y: `fold` of them per grid z, each
+// `y_tiles` rows of workgroups. The workgroup's (x, y, z) as if grid z were unbounded.
+fn unfold(grid_id: vec3<u32>) -> vec3<u32> {
+    return vec3(grid_id.x, grid_id.y % p.y_tiles, grid_id.z * p.fold + grid_id.y / p.y_tiles);
 }
 
-fn b_origin(product: u32, kbi: u32) -> u32 {
-    return product * p.b_batch + kbi * p.b_kb;
+// The offset of product z in an operand with strides s0, s1, s2 over its nesting levels.
+fn nested(z: u32, s0: u32, s1: u32, s2: u32) -> u32 {
+    let outer = z / p.n0;
+    return (z % p.n0) * s0 + (outer % p.n1) * s1 + (outer / p.n1) * s2;
+}
+
+// Where product `product` starts in A and in B, and their steps between summed products.
+fn origins(product: u32) -> vec4<u32> {
+    let a0 = nested(product, p.a_s0, p.a_s1, p.a_s2);
+    return vec4(a0, p.a_kb, nested(product, p.b_s0, p.b_s1, p.b_s2), p.b_kb);
 }
 
 // A[i, l] and B[l, j] of the product starting at `base`.
@@ -167,22 +198,32 @@ fn load_b(base: u32, l: u32, j: u32) -> f32 {
     return b[base + l * p.ldb + j];
 }
 
-fn store_c(z: u32, i: u32, j: u32, v: f32) {
+// C of product z / splits, its partial z % splits `split_stride` further on when split.
+fn c_origin(z: u32) -> vec2<u32> {
+    let product = z / p.splits;
+    let c0 = nested(product, p.c_s0, p.c_s1, p.c_s2) + (z % p.splits) * p.split_stride;
+    return vec2(c0, (product % p.n0) * p.bias_s0);
+}
+
+fn store_c(origin: vec2<u32>, i: u32, j: u32, v: f32) {
     var out = v;
     if BIAS == 1u {
-        out += bias[i];
+        out += bias[origin.y + i];
     } else if BIAS == 2u {
-        out += bias[j];
+        out += bias[origin.y + j];
     }
-    c[z * p.c_batch + i * p.ldc + j] = out;
+    c[origin.x + i * p.ldc + j] = out;
 }
 
 //! include direct_gemm
 
 @compute @workgroup_size(LANES)
 fn gemm_direct(
-    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(workgroup_id) grid_id: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    direct_block(wid, lid);
+    let wid = unfold(grid_id);
+    if wid.z < p.z_count {
+        direct_block(wid, lid);
+    }
 }

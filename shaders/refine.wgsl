@@ -1,13 +1,15 @@
-// Topology refinement of CTR-GC branch i: Q = alpha·C + PA[i], with C (B, C_out, V, V), alpha a
-// one-element tensor and PA (S, V, V) broadcast over (B, C_out). `n` = numel(C), `vv` = V·V,
-// `branch` = i, `pa_len` = S·V·V.
+// Topology refinement of CTR-GC branches i.. i + `branches`: Q = alpha·C + PA[i + s] for C the
+// stack (B, branches·C_out, V, V) of the branches s, alpha a one-element tensor and PA (S, V, V)
+// broadcast over (B, C_out). `n` = numel(C), `vv` = V·V, `branch` = i, `pa_len` = S·V·V,
+// `branch_len` = C_out·V·V.
 // Entries (workgroup 256, grids folded over x and y):
-//   refine_forward:     one invocation per element of Q. Bindings: 1 c, 2 alpha, 3 pa, 4 q.
+//   refine_forward:     one invocation per (b, s, u, v). Bindings: 1 c, 2 alpha, 3 pa, 4 q.
 //   refine_grad_partial: workgroup w < `chunks` (TREE_LANES invocations) takes elements
 //                       [w·chunk_len, (w + 1)·chunk_len): writes g_C = alpha·g_Q and sums
 //                       g_Q ⊙ C with a tree into partial[w]; a second pass (reduce.wgsl) adds the
 //                       partials into g_alpha. Bindings: 1 gq, 2 c, 3 partial, 4 alpha, 5 gc.
-//   refine_scatter_pa:  g_PA from s = Σ_{b,c} g_Q (V·V): slice i gets s, the other slices 0.
+//   refine_scatter_pa:  g_PA from s = Σ_{b,c} g_Q (branches·V·V): slice i + s gets s[s], the
+//                       slices of no branch 0.
 //                       One invocation per element of PA. Bindings: 1 s, 2 gpa.
 // Binding 0 is the params block in all of them.
 
@@ -18,8 +20,8 @@ struct Params {
     pa_len: u32,
     chunks: u32,
     chunk_len: u32,
-    _pad0: u32,
-    _pad1: u32,
+    branches: u32,
+    branch_len: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -39,9 +41,20 @@ fn refine_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = linear_id(wid, nwg, lid);
-    if i < p.n {
-        fwd_q[i] = fma(fwd_alpha[0], fwd_c[i], fwd_pa[p.branch * p.vv + i % p.vv]);
+    // One invocation per (sample, branch, u, v), looping over the branch's channels: the slice
+    // of PA is then found once, not per element (an integer division is costly on CPUs).
+    let id = linear_id(wid, nwg, lid);
+    let stack = id / p.vv;
+    let j = id % p.vv;
+    if stack * p.branch_len >= p.n {
+        return;
+    }
+    let slice = p.branch + stack % p.branches;
+    let pa = fwd_pa[slice * p.vv + j];
+    let alpha = fwd_alpha[0];
+    let end = (stack + 1u) * p.branch_len;
+    for (var i = stack * p.branch_len + j; i < end; i += p.vv) {
+        fwd_q[i] = fma(alpha, fwd_c[i], pa);
     }
 }
 
@@ -92,6 +105,8 @@ fn refine_scatter_pa(
 ) {
     let j = linear_id(wid, nwg, lid);
     if j < p.pa_len {
-        pa_gpa[j] = select(0.0, pa_s[j % p.vv], j / p.vv == p.branch);
+        let slice = j / p.vv;
+        let read = slice >= p.branch && slice < p.branch + p.branches;
+        pa_gpa[j] = select(0.0, pa_s[min(j - p.branch * p.vv, p.branches * p.vv - 1u)], read);
     }
 }

@@ -73,12 +73,8 @@ fn tap(t_out: u32, j: u32) -> i32 {
 
 // The kbi-th summed product of product `product` reads sample product + kbi in both operands:
 // mode 2 sums the samples as kb products; modes 0 and 1 have one product per sample and kb = 1.
-fn a_origin(product: u32, kbi: u32) -> u32 {
-    return product + kbi;
-}
-
-fn b_origin(product: u32, kbi: u32) -> u32 {
-    return product + kbi;
+fn origins(product: u32) -> vec4<u32> {
+    return vec4(product, 1u, product, 1u);
 }
 
 // A[i, l] of `sample`; the caller keeps i < m and l < k.
@@ -200,15 +196,19 @@ fn tconv(
         workgroupBarrier();
     }
 
-    store_block(wid.z, row0 + lid.y * 4u, col0 + lid.x * 4u, acc);
+    store_block(c_origin(wid.z), row0 + lid.y * 4u, col0 + lid.x * 4u, acc);
 }
 
-fn store_c(z: u32, i: u32, j: u32, v: f32) {
+fn c_origin(z: u32) -> vec2<u32> {
+    return vec2(z * p.m * p.n, 0u);
+}
+
+fn store_c(origin: vec2<u32>, i: u32, j: u32, v: f32) {
     var out = v;
     if BIAS {
         out += bias[i];
     }
-    c[(z * p.m + i) * p.n + j] = out;
+    c[origin.x + i * p.n + j] = out;
 }
 
 //! include direct_gemm

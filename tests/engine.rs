@@ -280,3 +280,44 @@ fn parameters_that_do_not_fit_the_wgsl_struct_are_refused() {
         "kernel `relu::relu_forward` is given 8 bytes of parameters, but its WGSL struct is 4 bytes"
     );
 }
+
+/// A pack holds its members one after the other: the store lists, reads and writes the members
+/// where they lie, ops read the pack, a member's gradient is its part of the pack's, and the
+/// optimiser sees the pack alone.
+#[test]
+fn packed_parameters_live_in_their_pack() {
+    let gpu = gpu();
+    let mut store = Store::new();
+    let mut g = Graph::new();
+    let before = g.parameter("before", &[1], vec![9.0]);
+    let a = g.parameter("a", &[2], vec![1.0, 2.0]);
+    let b = g.parameter("b", &[3], vec![3.0, 4.0, 5.0]);
+    let pack = g.pack("a+b", &[a, b]);
+    assert_eq!(g.shape(pack), [5]);
+    assert_eq!(g.parameters(), [before, a, b]);
+    assert_eq!(g.learnables(), [before, pack]);
+    let x = g.input("x", &[5]);
+    let y = mul::mul(&mut g, pack, x);
+    let loss = reduce::sum(&mut g, y, &[0]);
+    let grads = g.backward(loss, &[b, a]).unwrap();
+    let exe = Executor::compile(&gpu, &g, &mut store, &[y, grads[0], grads[1]]).unwrap();
+    let names: Vec<&str> = store.names().collect();
+    assert_eq!(names, ["before", "a", "b"]);
+    assert_eq!(store.read(&gpu, "b").unwrap(), [3.0, 4.0, 5.0]);
+    store.write(&gpu, "b", &[6.0, 7.0, 8.0]).unwrap();
+    exe.write(x, &[1.0, 10.0, 100.0, 1000.0, 10000.0]).unwrap();
+    exe.run();
+    assert_eq!(exe.read(y).unwrap(), [1.0, 20.0, 600.0, 7000.0, 80000.0]);
+    assert_eq!(exe.read(b).unwrap(), [6.0, 7.0, 8.0]);
+    assert_eq!(exe.read(grads[0]).unwrap(), [100.0, 1000.0, 10000.0]);
+    assert_eq!(exe.read(grads[1]).unwrap(), [1.0, 10.0]);
+}
+
+#[test]
+#[should_panic(expected = "which is packed: read its pack")]
+fn a_packed_parameter_is_not_an_op_input() {
+    let mut g = Graph::new();
+    let a = g.parameter("a", &[2], vec![1.0, 2.0]);
+    g.pack("pack", &[a]);
+    relu::relu(&mut g, a);
+}

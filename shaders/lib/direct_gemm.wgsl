@@ -3,22 +3,24 @@
 // (temporal_conv.wgsl), which differ only in how they read operand values and where C lives.
 //
 // The including shader provides: `p` with fields m, n, k, kb, splits, iters_per_split; constants
-// TILE (64) and KT (16); `fn a_origin(product: u32, kbi: u32) -> u32` and `b_origin`, which
-// locate the kbi-th summed product of product `product` in each operand (an offset, or a
-// sample), once per k-tile; `fn load_a(origin: u32, i: u32, l: u32) -> f32` and
+// TILE (64) and KT (16); `fn origins(product: u32) -> vec4<u32>`, once per workgroup: where
+// product `product` starts in A and the step to its next summed product (x, y), the same for B
+// (z, w), in units that load_a and load_b read (an offset, or a sample), so that the kbi-th
+// summed product is at x + kbi·y; `fn load_a(origin: u32, i: u32, l: u32) -> f32` and
 // `fn load_b(origin: u32, l: u32, j: u32) -> f32`, A[i, l] and B[l, j] there;
-// `fn store_c(z: u32, i: u32, j: u32, v: f32)`, which writes C[i, j] of product-or-split z with
-// its bias.
+// `fn c_origin(z: u32) -> vec2<u32>`, where C and its bias start for product-or-split z, once
+// per workgroup; `fn store_c(origin: vec2<u32>, i: u32, j: u32, v: f32)`, which writes C[i, j]
+// there with its bias.
 //
 // Split-K: the iterations (kb, k-tile) of one product are cut into `splits` contiguous ranges;
 // workgroup z = product·splits + split.
 
-// Writes the 4×4 block at (i0, j0) of product-or-split z, what lies inside C.
-fn store_block(z: u32, i0: u32, j0: u32, acc: array<array<f32, 4>, 4>) {
+// Writes the 4×4 block at (i0, j0) of the C at `origin`, what lies inside C.
+fn store_block(origin: vec2<u32>, i0: u32, j0: u32, acc: array<array<f32, 4>, 4>) {
     for (var qi = 0u; qi < 4u; qi++) {
         for (var qj = 0u; qj < 4u; qj++) {
             if i0 + qi < p.m && j0 + qj < p.n {
-                store_c(z, i0 + qi, j0 + qj, acc[qi][qj]);
+                store_c(origin, i0 + qi, j0 + qj, acc[qi][qj]);
             }
         }
     }
@@ -53,8 +55,9 @@ fn lane_value(oa: u32, ob: u32, v: u32, l: u32) -> f32 {
     return load_b(ob, l, v);
 }
 
-// Stores the 16 outputs at uniform indices u0.. and lane index v, what lies inside C.
-fn store_lane(z: u32, u0: u32, v: u32, acc: array<vec4<f32>, 4>) {
+// Stores the 16 outputs at uniform indices u0.. and lane index v of the C at `origin`, what lies
+// inside C.
+fn store_lane(origin: vec2<u32>, u0: u32, v: u32, acc: array<vec4<f32>, 4>) {
     var u_len = p.m;
     var v_len = p.n;
     if LANES_ON_ROWS {
@@ -67,9 +70,9 @@ fn store_lane(z: u32, u0: u32, v: u32, acc: array<vec4<f32>, 4>) {
     for (var q = 0u; q < 16u; q++) {
         if u0 + q < u_len {
             if LANES_ON_ROWS {
-                store_c(z, v, u0 + q, acc[q / 4u][q % 4u]);
+                store_c(origin, v, u0 + q, acc[q / 4u][q % 4u]);
             } else {
-                store_c(z, u0 + q, v, acc[q / 4u][q % 4u]);
+                store_c(origin, u0 + q, v, acc[q / 4u][q % 4u]);
             }
         }
     }
@@ -89,6 +92,7 @@ fn direct_block(wid: vec3<u32>, lid: vec3<u32>) {
     let k_tiles = (p.k + KT - 1u) / KT;
     let first = split * p.iters_per_split;
     let last = min(first + p.iters_per_split, p.kb * k_tiles);
+    let o = origins(product);
     // Indices past C's edge read its last row or column (in bounds) and are not stored.
     let u0 = min(u_base + 0u, u_last);
     let u1 = min(u_base + 1u, u_last);
@@ -150,8 +154,8 @@ fn direct_block(wid: vec3<u32>, lid: vec3<u32>) {
         let kbi = it / k_tiles;
         let k0 = (it % k_tiles) * KT;
         let k1 = min(k0 + KT, p.k);
-        let oa = a_origin(product, kbi);
-        let ob = b_origin(product, kbi);
+        let oa = o.x + kbi * o.y;
+        let ob = o.z + kbi * o.w;
         for (var l = k0; l < k1; l++) {
             let w0 = vec4<f32>(
                 uniform_value(oa, ob, u0, l), uniform_value(oa, ob, u1, l),
@@ -195,12 +199,13 @@ fn direct_block(wid: vec3<u32>, lid: vec3<u32>) {
             acc72 = fma(w2, x7, acc72); acc73 = fma(w3, x7, acc73);
         }
     }
-    store_lane(wid.z, u_base, v_base + 0u * LANES, array(acc00, acc01, acc02, acc03));
-    store_lane(wid.z, u_base, v_base + 1u * LANES, array(acc10, acc11, acc12, acc13));
-    store_lane(wid.z, u_base, v_base + 2u * LANES, array(acc20, acc21, acc22, acc23));
-    store_lane(wid.z, u_base, v_base + 3u * LANES, array(acc30, acc31, acc32, acc33));
-    store_lane(wid.z, u_base, v_base + 4u * LANES, array(acc40, acc41, acc42, acc43));
-    store_lane(wid.z, u_base, v_base + 5u * LANES, array(acc50, acc51, acc52, acc53));
-    store_lane(wid.z, u_base, v_base + 6u * LANES, array(acc60, acc61, acc62, acc63));
-    store_lane(wid.z, u_base, v_base + 7u * LANES, array(acc70, acc71, acc72, acc73));
+    let origin = c_origin(wid.z);
+    store_lane(origin, u_base, v_base + 0u * LANES, array(acc00, acc01, acc02, acc03));
+    store_lane(origin, u_base, v_base + 1u * LANES, array(acc10, acc11, acc12, acc13));
+    store_lane(origin, u_base, v_base + 2u * LANES, array(acc20, acc21, acc22, acc23));
+    store_lane(origin, u_base, v_base + 3u * LANES, array(acc30, acc31, acc32, acc33));
+    store_lane(origin, u_base, v_base + 4u * LANES, array(acc40, acc41, acc42, acc43));
+    store_lane(origin, u_base, v_base + 5u * LANES, array(acc50, acc51, acc52, acc53));
+    store_lane(origin, u_base, v_base + 6u * LANES, array(acc60, acc61, acc62, acc63));
+    store_lane(origin, u_base, v_base + 7u * LANES, array(acc70, acc71, acc72, acc73));
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::engine::{CompileError, Executor, Graph, Store};
 use crate::gpu::Gpu;
-use crate::ops::conv1x1::{forward_gemm, grad_input_gemm, grad_weight_gemm};
+use crate::ops::conv1x1::{Dims, forward_gemm, grad_input_gemm, grad_weight_gemm};
 use crate::ops::gemm::Gemm;
 
 /// Frames and joints of CTR-GCN's NTU input: each sample is a C×(T·V) matrix.
@@ -44,35 +44,19 @@ pub fn ctrgcn_gemm_cases(batch: usize) -> Vec<(String, &'static str, Gemm)> {
         .iter()
         .flat_map(|&(cout, cin)| {
             let name = format!("conv1x1 {cin}->{cout}");
+            let dims = Dims {
+                groups: 1,
+                cin,
+                cout,
+                points,
+            };
             [
-                (
-                    name.clone(),
-                    "NN",
-                    forward_gemm(batch, cin, cout, points, true),
-                ),
-                (
-                    name.clone(),
-                    "TN",
-                    grad_input_gemm(batch, cin, cout, points),
-                ),
-                (name, "NT", grad_weight_gemm(batch, cin, cout, points)),
+                (name.clone(), "NN", forward_gemm(batch, dims, true)),
+                (name.clone(), "TN", grad_input_gemm(batch, dims)),
+                (name, "NT", grad_weight_gemm(batch, dims)),
             ]
         })
         .collect()
-}
-
-/// Elements operand A, B and C of `g` span in memory.
-fn extents(g: &Gemm) -> (usize, usize, usize) {
-    let span = |rows: usize, ld: usize, batch: usize, count: usize, kb_stride: usize| {
-        (count - 1) * batch + (g.kb - 1) * kb_stride + rows * ld
-    };
-    let a_rows = if g.a.trans { g.k } else { g.m };
-    let b_rows = if g.b.trans { g.n } else { g.k };
-    (
-        span(a_rows, g.a.ld, g.a.batch_stride, g.products, g.a.kb_stride),
-        span(b_rows, g.b.ld, g.b.batch_stride, g.products, g.b.kb_stride),
-        (g.products - 1) * g.c_batch + g.m * g.ldc,
-    )
 }
 
 /// Mean wall-clock time of one product over `repeats` submissions after a warm-up, and its
@@ -84,7 +68,7 @@ pub fn time_gemm(
     gemm: &Gemm,
     repeats: usize,
 ) -> Result<KernelTiming, CompileError> {
-    let (a_len, b_len, c_len) = extents(gemm);
+    let (a_len, b_len, c_len) = gemm.extents();
     let mut g = Graph::new();
     let a = g.input("a", &[a_len]);
     let b = g.input("b", &[b_len]);

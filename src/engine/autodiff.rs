@@ -18,6 +18,10 @@ pub enum AutodiffError {
     NoGradient(String),
 }
 
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 impl Graph {
     /// Appends the nodes computing d`loss`/d`t` for each `t` in `wrt`; returns those gradients in
     /// the same order. A tensor that `loss` does not depend on is an error.
@@ -36,7 +40,8 @@ impl Graph {
     }
 
     /// As [`Graph::backward`], with `None` for the tensors `loss` does not depend on (a
-    /// declared but unused parameter, which PyTorch's optimisers also leave untouched).
+    /// declared but unused parameter, which PyTorch's optimisers also leave untouched). A
+    /// packed parameter's gradient is its part of its pack's.
     pub fn backward_partial(
         &mut self,
         loss: TensorId,
@@ -45,7 +50,7 @@ impl Graph {
         let forward_nodes = self.nodes().len();
         let mut requires = vec![false; self.tensors().count()];
         for &t in wrt {
-            requires[t.index()] = true;
+            requires[self.memory_of(t).index()] = true;
         }
         for node in self.nodes() {
             if node.inputs.iter().any(|t| requires[t.index()]) {
@@ -102,10 +107,56 @@ impl Graph {
                 grads.entry(input).or_default().push(grad);
             }
         }
+        let mut member_grads: HashMap<TensorId, Vec<TensorId>> = HashMap::new();
         Ok(wrt
             .iter()
-            .map(|t| self.summed_grad(&mut grads, *t))
+            .map(|&t| match self.tensor(t).packed {
+                None => self.summed_grad(&mut grads, t),
+                Some(packed) => {
+                    let whole = self.summed_grad(&mut grads, packed.pack)?;
+                    let members = self.members(packed.pack);
+                    let parts = member_grads
+                        .entry(packed.pack)
+                        .or_insert_with(|| self.unpack(whole, &members));
+                    let at = members.iter().position(|&m| m == t).expect("a member");
+                    Some(parts[at])
+                }
+            })
             .collect())
+    }
+
+    /// The tensor whose memory holds `t`: its pack where it is packed.
+    fn memory_of(&self, t: TensorId) -> TensorId {
+        self.tensor(t).packed.map_or(t, |p| p.pack)
+    }
+
+    /// The members of `pack` in their order in it.
+    pub fn members(&self, pack: TensorId) -> Vec<TensorId> {
+        let mut members: Vec<(usize, TensorId)> = self
+            .tensors()
+            .filter_map(|(id, t)| t.packed.filter(|p| p.pack == pack).map(|p| (p.offset, id)))
+            .collect();
+        members.sort_unstable();
+        members.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// `whole` (a pack's gradient) cut into tensors shaped as the pack's `members`: one split
+    /// of rows as long as the members' sizes allow.
+    pub fn unpack(&mut self, whole: TensorId, members: &[TensorId]) -> Vec<TensorId> {
+        use crate::ops::{concat::split, reshape::reshape};
+        let sizes: Vec<usize> = members.iter().map(|&m| self.numel(m)).collect();
+        let row = sizes.iter().fold(0, |a, &b| gcd(a, b));
+        let rows = reshape(self, whole, &[1, self.numel(whole) / row, row]);
+        let widths: Vec<usize> = sizes.iter().map(|n| n / row).collect();
+        let parts = split(self, rows, &widths);
+        parts
+            .into_iter()
+            .zip(members)
+            .map(|(part, &m)| {
+                let shape = self.shape(m).to_vec();
+                reshape(self, part, &shape)
+            })
+            .collect()
     }
 
     /// The gradient of `t`: its contributions summed, and kept as the single one.

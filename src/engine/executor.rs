@@ -79,6 +79,7 @@ pub struct Executor {
     gpu: Arc<Gpu>,
     tensors: Vec<TensorInfo>,
     buffers: Vec<Option<Arc<Buffer>>>,
+    offsets: Vec<u64>,
     readable: HashSet<TensorId>,
     dispatches: Vec<Dispatch>,
     labels: Vec<String>,
@@ -113,6 +114,9 @@ impl Executor {
 
         let allocation = gpu.allocation_scope();
         let mut buffers: Vec<Option<Arc<Buffer>>> = vec![None; tensors.len()];
+        // Bytes into the buffer where a tensor starts: nonzero for packed parameters only, which
+        // no op binds (`Graph::push` keeps them out of nodes).
+        let mut offsets = vec![0u64; tensors.len()];
         let slots: Vec<Arc<Buffer>> = plan
             .slot_bytes
             .iter()
@@ -126,9 +130,15 @@ impl Executor {
                 buffers[i] = buffers[root].clone();
                 continue;
             }
+            if let Some(packed) = info.packed {
+                let pack = &tensors[packed.pack.index()];
+                buffers[i] = Some(store.member_of(gpu, info, pack, packed.offset)?);
+                offsets[i] = 4 * packed.offset as u64;
+                continue;
+            }
             buffers[i] = match info.role {
                 Role::Activation => plan.slot_of[i].map(|s| slots[s].clone()),
-                Role::Parameter | Role::State => Some(store.buffer_for(gpu, info)?),
+                Role::Parameter | Role::State | Role::Pack => Some(store.buffer_for(gpu, info)?),
                 Role::Input | Role::Constant => {
                     persistent_bytes += info.bytes();
                     let buffer = gpu.storage_buffer(&info.name, info.bytes());
@@ -138,7 +148,7 @@ impl Executor {
                     Some(Arc::new(buffer))
                 }
             };
-            if info.role.is_stored() {
+            if matches!(info.role, Role::Parameter | Role::State | Role::Pack) {
                 persistent_bytes += info.bytes();
             }
         }
@@ -228,6 +238,7 @@ impl Executor {
             gpu: gpu.clone(),
             tensors,
             buffers,
+            offsets,
             readable,
             dispatches,
             labels: specs.into_iter().map(|s| s.label).collect(),
@@ -315,6 +326,12 @@ impl Executor {
         let mut sources = Vec::with_capacity(read.len());
         for &t in read {
             let (buffer, info) = self.readable_f32(t)?;
+            if self.offsets[t.index()] != 0 {
+                return Err(CompileError::Access {
+                    name: info.name.clone(),
+                    what: "a tensor with a buffer of its own",
+                });
+            }
             sources.push((buffer, info.bytes()));
         }
         let lengths = read
@@ -360,7 +377,9 @@ impl Executor {
     /// Waits for the queue and reads an f32 tensor: a kept activation or any non-activation.
     pub fn read(&self, t: TensorId) -> Result<Vec<f32>, CompileError> {
         let (buffer, info) = self.readable_f32(t)?;
-        let bytes = self.gpu.read_bytes(buffer, info.bytes())?;
+        let bytes = self
+            .gpu
+            .read_bytes_at(buffer, self.offsets[t.index()], info.bytes())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 }

@@ -32,13 +32,30 @@ pub enum Role {
     Parameter,
     /// Persistent but not learnable: BN running statistics, optimiser state.
     State,
+    /// Learnable memory holding several parameters one after the other (see [`Graph::pack`]):
+    /// the ops that use them together read it whole, and the optimiser updates it as one.
+    Pack,
 }
 
 impl Role {
-    /// Whether the tensor lives in a [`super::Store`] and outlives one executor.
+    /// Whether the tensor is an entry of a [`super::Store`] by its own name (a checkpoint key)
+    /// and outlives one executor.
     pub fn is_stored(self) -> bool {
         matches!(self, Role::Parameter | Role::State)
     }
+
+    /// Whether the optimiser updates the tensor's memory (a packed parameter is updated with its
+    /// pack).
+    pub fn is_learnable_memory(self) -> bool {
+        matches!(self, Role::Parameter | Role::Pack)
+    }
+}
+
+/// Where a packed parameter lives: `offset` elements into `pack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packed {
+    pub pack: TensorId,
+    pub offset: usize,
 }
 
 /// Initial contents of a tensor.
@@ -76,6 +93,8 @@ pub struct TensorInfo {
     pub role: Role,
     /// Initial contents of parameters, states and constants (zeros when absent).
     pub init: Option<Data>,
+    /// For a parameter kept in a pack, where.
+    pub packed: Option<Packed>,
 }
 
 impl TensorInfo {
@@ -143,6 +162,7 @@ impl Graph {
             dtype,
             role,
             init,
+            packed: None,
         })
     }
 
@@ -189,6 +209,45 @@ impl Graph {
         )
     }
 
+    /// Keeps the parameters `members` one after the other in one pack called `name`, a flat
+    /// tensor that ops read where they use the members together (the stacked weights of
+    /// convolutions that run as one product), with no copy per step. Each member keeps its name,
+    /// shape and initial values: checkpoints and interop see the members, the optimiser and the
+    /// ops the pack. A member can no longer be an op's input.
+    pub fn pack(&mut self, name: &str, members: &[TensorId]) -> TensorId {
+        let mut values = Vec::new();
+        for &m in members {
+            let info = &self.tensors[m.0];
+            assert!(
+                info.role == Role::Parameter && info.packed.is_none(),
+                "`{}` is not an unpacked parameter",
+                info.name
+            );
+            assert!(
+                self.nodes.iter().all(|n| !n.inputs.contains(&m)),
+                "`{}` is already read by an op",
+                info.name
+            );
+            match &info.init {
+                Some(Data::F32(v)) => values.extend_from_slice(v),
+                _ => unreachable!("parameters have f32 initial values"),
+            }
+        }
+        let pack = self.tensor_of(
+            name,
+            &[values.len()],
+            DType::F32,
+            Role::Pack,
+            Some(Data::F32(values)),
+        );
+        let mut offset = 0;
+        for &m in members {
+            self.tensors[m.0].packed = Some(Packed { pack, offset });
+            offset += self.tensors[m.0].numel();
+        }
+        pack
+    }
+
     /// A persistent, non-learnable tensor (running statistics, optimiser state).
     pub fn state(&mut self, name: &str, shape: &[usize], init: Vec<f32>) -> TensorId {
         self.tensor_of(name, shape, DType::F32, Role::State, Some(Data::F32(init)))
@@ -214,6 +273,14 @@ impl Graph {
 
     /// Appends a node. Ops call this from their builder functions.
     pub fn push(&mut self, op: impl Op + 'static, inputs: &[TensorId], outputs: &[TensorId]) {
+        for &t in inputs {
+            assert!(
+                self.tensors[t.0].packed.is_none(),
+                "`{}` reads `{}`, which is packed: read its pack",
+                op.name(),
+                self.tensors[t.0].name
+            );
+        }
         for &t in outputs {
             assert_eq!(
                 self.tensors[t.0].role,
@@ -262,10 +329,20 @@ impl Graph {
         &self.nodes
     }
 
-    /// Learnable tensors in declaration order (for models, the state-dict order).
+    /// Learnable tensors in declaration order (for models, the state-dict order), packed ones
+    /// included.
     pub fn parameters(&self) -> Vec<TensorId> {
         self.tensors()
             .filter(|(_, t)| t.role == Role::Parameter)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// The learnable memory an optimiser updates: unpacked parameters and packs, in declaration
+    /// order.
+    pub fn learnables(&self) -> Vec<TensorId> {
+        self.tensors()
+            .filter(|(_, t)| t.role.is_learnable_memory() && t.packed.is_none())
             .map(|(id, _)| id)
             .collect()
     }

@@ -23,11 +23,17 @@ struct Stored {
     name: String,
     shape: Vec<usize>,
     buffer: Arc<Buffer>,
+    /// Bytes into the buffer: nonzero for a parameter kept in a pack.
+    offset: u64,
+    /// Whether the entry is a tensor of its own (a checkpoint key), not a pack.
+    listed: bool,
 }
 
 /// Persistent tensors (parameters, running statistics, optimiser state) kept on the GPU by name,
 /// so that a training graph and an evaluation graph work on the same weights. Names keep the
-/// order in which they were first seen: for models, the state-dict order.
+/// order in which they were first seen: for models, the state-dict order. A pack
+/// ([`super::Graph::pack`]) is kept under its own name but not listed; its members are listed,
+/// read and written where they lie in it.
 #[derive(Default)]
 pub struct Store {
     entries: Vec<Stored>,
@@ -39,39 +45,73 @@ impl Store {
         Self::default()
     }
 
-    /// The buffer of `info`, created and initialised on first sight.
+    /// The entry of `info` if it is known, after checking its shape.
+    fn known(&self, info: &TensorInfo) -> Result<Option<&Stored>, CompileError> {
+        let Some(&i) = self.index.get(&info.name) else {
+            return Ok(None);
+        };
+        let stored = &self.entries[i];
+        if stored.shape != info.shape {
+            return Err(CompileError::StoreShape {
+                name: info.name.clone(),
+                stored: stored.shape.clone(),
+                wanted: info.shape.clone(),
+            });
+        }
+        Ok(Some(stored))
+    }
+
+    fn insert(&mut self, info: &TensorInfo, buffer: Arc<Buffer>, offset: u64, listed: bool) {
+        self.index.insert(info.name.clone(), self.entries.len());
+        self.entries.push(Stored {
+            name: info.name.clone(),
+            shape: info.shape.clone(),
+            buffer,
+            offset,
+            listed,
+        });
+    }
+
+    /// The buffer of `info` (a parameter, state or pack), created and initialised on first
+    /// sight.
     pub(crate) fn buffer_for(
         &mut self,
         gpu: &Gpu,
         info: &TensorInfo,
     ) -> Result<Arc<Buffer>, CompileError> {
-        if let Some(&i) = self.index.get(&info.name) {
-            let stored = &self.entries[i];
-            if stored.shape != info.shape {
-                return Err(CompileError::StoreShape {
-                    name: info.name.clone(),
-                    stored: stored.shape.clone(),
-                    wanted: info.shape.clone(),
-                });
-            }
+        if let Some(stored) = self.known(info)? {
             return Ok(stored.buffer.clone());
         }
         let buffer = Arc::new(gpu.storage_buffer(&info.name, info.bytes()));
         if let Some(init) = &info.init {
             gpu.write_buffer(&buffer, init.bytes());
         }
-        self.index.insert(info.name.clone(), self.entries.len());
-        self.entries.push(Stored {
-            name: info.name.clone(),
-            shape: info.shape.clone(),
-            buffer: buffer.clone(),
-        });
+        self.insert(info, buffer.clone(), 0, info.role.is_stored());
         Ok(buffer)
     }
 
-    /// Names in first-seen order.
+    /// Lists `info`, a parameter kept `offset` elements into `pack`, whose buffer is created on
+    /// first sight; returns that buffer.
+    pub(crate) fn member_of(
+        &mut self,
+        gpu: &Gpu,
+        info: &TensorInfo,
+        pack: &TensorInfo,
+        offset: usize,
+    ) -> Result<Arc<Buffer>, CompileError> {
+        let buffer = self.buffer_for(gpu, pack)?;
+        if self.known(info)?.is_none() {
+            self.insert(info, buffer.clone(), 4 * offset as u64, true);
+        }
+        Ok(buffer)
+    }
+
+    /// Names in first-seen order, packs left out.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|e| e.name.as_str())
+        self.entries
+            .iter()
+            .filter(|e| e.listed)
+            .map(|e| e.name.as_str())
     }
 
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
@@ -90,7 +130,8 @@ impl Store {
     /// Waits for the queue and reads a tensor back.
     pub fn read(&self, gpu: &Gpu, name: &str) -> Result<Vec<f32>, StoreError> {
         let e = self.entry(name)?;
-        let bytes = gpu.read_bytes(&e.buffer, 4 * e.shape.iter().product::<usize>() as u64)?;
+        let len = 4 * e.shape.iter().product::<usize>() as u64;
+        let bytes = gpu.read_bytes_at(&e.buffer, e.offset, len)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -105,7 +146,7 @@ impl Store {
                 got: data.len(),
             });
         }
-        gpu.write_buffer(&e.buffer, bytemuck::cast_slice(data));
+        gpu.write_buffer_at(&e.buffer, e.offset, bytemuck::cast_slice(data));
         Ok(())
     }
 }

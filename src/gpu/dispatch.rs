@@ -61,7 +61,12 @@ impl Gpu {
 
     /// Writes `bytes` at the start of `buffer`, ordered before the next submission.
     pub fn write_buffer(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
-        self.queue.write_buffer(buffer, 0, bytes);
+        self.write_buffer_at(buffer, 0, bytes);
+    }
+
+    /// Writes `bytes` `offset` bytes into `buffer` (both multiples of 4).
+    pub fn write_buffer_at(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        self.queue.write_buffer(buffer, offset, bytes);
     }
 
     /// Records `dispatches` into one compute pass and submits it once.

@@ -4,7 +4,6 @@ use super::init::Init;
 use crate::engine::{Graph, TensorId};
 use crate::ops::add::add;
 use crate::ops::batch_norm::{BatchNorm, Mode};
-use crate::ops::concat::{concat, split};
 use crate::ops::conv1x1::conv1x1;
 use crate::ops::linear::linear;
 use crate::ops::permute::permute;
@@ -95,27 +94,21 @@ impl Conv {
         conv1x1(g, x, self.weight, Some(self.bias))
     }
 
-    /// [`Self::apply_1x1`] of each of `convs` on the same `x`, as one product: their weights and
-    /// biases stacked along the output channels (a concat each), one 1×1 convolution, and its
-    /// output split back into theirs. Each output element is the same sum in the same order as
-    /// the convolution's own; backward, the input gradient is one product instead of one per
-    /// convolution and a sum of them.
-    pub fn apply_1x1_stacked(g: &mut Graph, convs: &[Conv], x: TensorId) -> Vec<TensorId> {
-        let cin = g.shape(x)[1];
-        let widths: Vec<usize> = convs.iter().map(|c| g.shape(c.weight)[0]).collect();
-        let total: usize = widths.iter().sum();
-        let mut weights = Vec::with_capacity(convs.len());
-        let mut biases = Vec::with_capacity(convs.len());
-        for (conv, &width) in convs.iter().zip(&widths) {
-            weights.push(reshape(g, conv.weight, &[1, width, cin]));
-            biases.push(reshape(g, conv.bias, &[1, width]));
+    /// The 1×1 convolutions `convs` (of one C_in) packed (see [`Graph::pack`]), so that they
+    /// run as one product with no copy per step: weights `{name}.weight` read as the stack
+    /// (Σ C_out, C_in), biases `{name}.bias` as (Σ C_out). The members keep their state-dict
+    /// names; ops read the stack. Each output element of the stack's product is the same sum in
+    /// the same order as the member convolution's own.
+    pub fn pack(g: &mut Graph, name: &str, convs: &[Conv]) -> Conv {
+        let cin = g.shape(convs[0].weight)[1];
+        let total: usize = convs.iter().map(|c| g.shape(c.weight)[0]).sum();
+        let weights: Vec<TensorId> = convs.iter().map(|c| c.weight).collect();
+        let biases: Vec<TensorId> = convs.iter().map(|c| c.bias).collect();
+        let weight = g.pack(&format!("{name}.weight"), &weights);
+        Conv {
+            weight: reshape(g, weight, &[total, cin]),
+            bias: g.pack(&format!("{name}.bias"), &biases),
         }
-        let weight = concat(g, &weights);
-        let weight = reshape(g, weight, &[total, cin]);
-        let bias = concat(g, &biases);
-        let bias = reshape(g, bias, &[total]);
-        let y = conv1x1(g, x, weight, Some(bias));
-        split(g, y, &widths)
     }
 }
 

@@ -12,7 +12,7 @@ use super::layers::Conv;
 use crate::engine::{Graph, TensorId};
 use crate::ops::add::add_relu;
 use crate::ops::batch_norm::{BatchNorm, Mode};
-use crate::ops::concat::concat;
+use crate::ops::concat::{concat, split};
 use crate::ops::relu::relu;
 use crate::ops::reshape::reshape;
 use crate::ops::temporal_conv::temporal_conv;
@@ -107,6 +107,9 @@ pub enum Branch {
 pub struct MsTcn {
     pub branches: [Branch; BRANCHES],
     pub stride: usize,
+    /// The 1×1 convs that read x at every frame, packed to run as one product: the entrances,
+    /// and the pointwise branch's where it does not stride.
+    pub shared: Conv,
 }
 
 impl MsTcn {
@@ -170,28 +173,32 @@ impl MsTcn {
             conv: how.conv(g, &format!("{}.0", branch(3)), [cb, cin, 1, 1], init),
             bn: how.bn(g, &format!("{}.1", branch(3)), cb, init),
         };
+        let branches = [b0, b1, b2, b3];
+        let shared: Vec<Conv> = branches
+            .iter()
+            .filter_map(|branch| match *branch {
+                Branch::Temporal { entrance, .. } | Branch::Pool { entrance, .. } => {
+                    Some(entrance.conv)
+                }
+                Branch::Pointwise { conv, .. } => (stride == 1).then_some(conv),
+            })
+            .collect();
+        let shared = Conv::pack(g, &format!("{prefix}.branches.shared"), &shared);
         Self {
-            branches: [b0, b1, b2, b3],
+            branches,
             stride,
+            shared,
         }
     }
 
     /// (B, C_in, T, V) → (B, C_out, ⌊(T − 1)/s⌋ + 1, V).
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
         let s = self.stride;
-        // The 1×1 convs that read x at every frame, as one product: the entrances, and the
-        // pointwise branch's where it does not stride.
-        let shared: Vec<Conv> = self
-            .branches
-            .iter()
-            .filter_map(|branch| match *branch {
-                Branch::Temporal { entrance, .. } | Branch::Pool { entrance, .. } => {
-                    Some(entrance.conv)
-                }
-                Branch::Pointwise { conv, .. } => (s == 1).then_some(conv),
-            })
-            .collect();
-        let mut convolved = Conv::apply_1x1_stacked(g, &shared, x).into_iter();
+        // Three entrances, and the pointwise conv where it does not stride, of equal widths.
+        let parts = if s == 1 { BRANCHES } else { BRANCHES - 1 };
+        let width = g.shape(self.shared.bias)[0] / parts;
+        let stacked = self.shared.apply_1x1(g, x);
+        let mut convolved = split(g, stacked, &vec![width; parts]).into_iter();
         let mut next = || convolved.next().expect("one output per shared conv");
         let outs: Vec<TensorId> = self
             .branches

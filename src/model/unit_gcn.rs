@@ -15,11 +15,8 @@ use super::layers::Conv;
 use crate::engine::{Graph, TensorId};
 use crate::ops::batch_norm::{BatchNorm, DEFAULT_EPS, DEFAULT_MOMENTUM, Mode};
 use crate::ops::{
-    add::{add_relu, sum_of},
-    aggregate::aggregate,
-    reduce::mean,
-    refine::refine,
-    tanh_diff::tanh_diff,
+    add::add_relu, aggregate::aggregate_branches, conv1x1::conv1x1_grouped, reduce::mean,
+    refine::refine_branches, tanh_diff::tanh_diff_stacked,
 };
 
 /// Number of CTRGC branches, one per adjacency subset.
@@ -101,15 +98,22 @@ pub fn normalise_add_down(
     add_relu(g, y, residual)
 }
 
-/// The tensors of one unit. Fields are public so that callers may also run the forward on
-/// tensors of their own (inputs of a gradient check, shared weights).
+/// The tensors of one unit.
 #[derive(Debug, Clone, Copy)]
 pub struct UnitGcn {
     /// (3, V, V) learnable adjacency.
     pub pa: TensorId,
     /// (1) scale of the refinement, shared by the branches.
     pub alpha: TensorId,
+    /// The branches' convolutions under their state-dict names. They are packed by kind, and
+    /// the forward reads the packs below.
     pub convs: [Ctrgc; BRANCHES],
+    /// conv1 and conv2 of each branch, in that order, packed: one product of the pooled input.
+    pub relations: Conv,
+    /// The branches' conv3s packed: one product of the input.
+    pub values: Conv,
+    /// The branches' conv4s packed: one grouped product of their relation maps.
+    pub conv4s: Conv,
     pub down: Option<Down>,
     pub bn: BatchNorm,
 }
@@ -215,33 +219,38 @@ impl UnitGcn {
             bn: d.batch_norm("down.1", cout, 1.0),
         });
         let bn = d.batch_norm("bn", cout, 1e-6);
+        let mut pack = |kind: &str, of: &dyn Fn(&Ctrgc) -> Vec<Conv>| {
+            let members: Vec<Conv> = convs.iter().flat_map(of).collect();
+            Conv::pack(d.g, &format!("{prefix}.convs.{kind}"), &members)
+        };
+        let relations = pack("conv1+conv2", &|b| vec![b.conv1, b.conv2]);
+        let values = pack("conv3", &|b| vec![b.conv3]);
+        let conv4s = pack("conv4", &|b| vec![b.conv4]);
         Self {
             pa,
             alpha,
             convs,
+            relations,
+            values,
+            conv4s,
             down,
             bn,
         }
     }
 
-    /// y (B, C_out, T, V) of x (B, C_in, T, V).
+    /// y (B, C_out, T, V) of x (B, C_in, T, V). The three branches run as one: their relation
+    /// convs as one product of the pooled input, their value convs as one product of x, and
+    /// their relation maps, conv4s, refinements and aggregations each as one op on the
+    /// branches' stack, the aggregation summing the branches as it goes.
     pub fn forward(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
         let pooled = mean(g, x, &[2]);
-        // The six relation convs share their input, and the three value convs theirs.
-        let relation_convs: Vec<Conv> =
-            self.convs.iter().flat_map(|b| [b.conv1, b.conv2]).collect();
-        let relations = Conv::apply_1x1_stacked(g, &relation_convs, pooled);
-        let value_convs: Vec<Conv> = self.convs.iter().map(|b| b.conv3).collect();
-        let values = Conv::apply_1x1_stacked(g, &value_convs, x);
-        let mut terms = Vec::with_capacity(BRANCHES);
-        for (i, branch) in self.convs.iter().enumerate() {
-            let (x1, x2, x3) = (relations[2 * i], relations[2 * i + 1], values[i]);
-            let e = tanh_diff(g, x1, x2);
-            let c = branch.conv4.apply_1x1(g, e);
-            let q = refine(g, c, self.alpha, self.pa, i);
-            terms.push(aggregate(g, q, x3));
-        }
-        let sum = sum_of(g, &terms);
+        let relations = self.relations.apply_1x1(g, pooled);
+        let values = self.values.apply_1x1(g, x);
+        let e = tanh_diff_stacked(g, relations, BRANCHES);
+        let (w4, b4) = (self.conv4s.weight, Some(self.conv4s.bias));
+        let c = conv1x1_grouped(g, e, w4, b4, BRANCHES);
+        let q = refine_branches(g, c, self.alpha, self.pa);
+        let sum = aggregate_branches(g, q, values, BRANCHES);
         normalise_add_down(g, x, sum, &self.bn, self.down.as_ref(), mode)
     }
 }
@@ -345,7 +354,8 @@ pub mod cpu {
             let e = tanh_diff::cpu::tanh_diff(&x1, &x2, v);
             let c = conv(&e, &key(4), r, cout, vv);
             let q = refine::cpu::refine(&c, alpha, &p["PA"], i, vv);
-            add_into(&mut s, &aggregate::cpu::aggregate(&q, &x3, b * cout, t, v));
+            let maps = aggregate::Dims::maps(b * cout, t, v);
+            add_into(&mut s, &aggregate::cpu::aggregate(&q, &x3, maps));
             branches.push(Branch { x3, e, c, q });
         }
         let (gamma, beta) = (&p["bn.weight"], &p["bn.bias"]);
@@ -389,7 +399,8 @@ pub mod cpu {
                 grads.insert(format!("{}.bias", key(n)), gbias);
             };
             // Every branch sees the same gradient of its output: that of the sum.
-            let (gq, gx3) = aggregate::cpu::aggregate_grad(&br.q, &br.x3, &gs, b * cout, t, v);
+            let maps = aggregate::Dims::maps(b * cout, t, v);
+            let (gq, gx3) = aggregate::cpu::aggregate_grad(&br.q, &br.x3, &gs, maps);
             let (gc, ga, gp) = refine::cpu::refine_grad(&gq, &br.c, alpha, BRANCHES * vv, i, vv);
             galpha += ga;
             add_into(&mut gpa, &gp);

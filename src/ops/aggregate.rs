@@ -1,10 +1,10 @@
-//! Graph aggregation of CTR-GC: Z[b, c, t, u] = Σ_v Q[b, c, u, v]·x3[b, c, t, v] for Q
-//! (B, C, V, V) and x3 (B, C, T, V). For each of the B·C pairs (b, c) this is the product
-//! X3·Qᵀ of a T×V and a V×V matrix, so forward and backward are batched GEMMs with one product
-//! per (b, c), on grid z:
-//! - forward Z = X3·Qᵀ (NT),
-//! - g_x3 = Γ·Q (NN),
-//! - g_Q = Γᵀ·X3 (TN),
+//! Graph aggregation of CTR-GC: Z[b, c, t, u] = Σ_s Σ_v Q[b, s, c, u, v]·x3[b, s, c, t, v] for
+//! the S branches' Q (B, S·C, V, V) and x3 (B, S·C, T, V); one branch (S = 1) is the plain
+//! Z[b, c, t, u] = Σ_v Q[b, c, u, v]·x3[b, c, t, v]. For each of the B·C pairs (b, c) this is
+//! Σ_s X3_s·Q_sᵀ, T×V by V×V matrices, so forward and backward are batched GEMMs, the forward
+//! summing the branches in its k loop:
+//! - forward Z = Σ_s X3_s·Q_sᵀ (NT), one product per (b, c),
+//! - g_x3_s = Γ·Q_s (NN) and g_Q_s = Γᵀ·X3_s (TN), one product per (b, s, c),
 //!
 //! with Γ the gradient of Z.
 
@@ -12,36 +12,74 @@ use super::arg;
 use super::gemm::{Bias, Gemm, Operand};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 
-/// WebGPU's limit on workgroups along one grid dimension, here the products on grid z.
-const MAX_PRODUCTS: usize = 65_535;
+/// Extents of an aggregation: B samples, C channels per branch, S branches, T frames, V joints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    pub batch: usize,
+    pub channels: usize,
+    pub branches: usize,
+    pub frames: usize,
+    pub joints: usize,
+}
+
+impl Dims {
+    /// One branch over `maps` = B·C (b, c) pairs.
+    pub fn maps(maps: usize, frames: usize, joints: usize) -> Self {
+        Self {
+            batch: 1,
+            channels: maps,
+            branches: 1,
+            frames,
+            joints,
+        }
+    }
+
+    fn tv(&self) -> usize {
+        self.frames * self.joints
+    }
+
+    fn vv(&self) -> usize {
+        self.joints * self.joints
+    }
+}
 
 #[derive(Debug)]
 struct Aggregate {
-    maps: usize,
-    frames: usize,
-    joints: usize,
+    dims: Dims,
 }
 
 /// `Σ_v q[b, c, u, v]·x3[b, c, t, v]` for q (B, C, V, V) and x3 (B, C, T, V); the result is
 /// (B, C, T, V).
 pub fn aggregate(g: &mut Graph, q: TensorId, x3: TensorId) -> TensorId {
+    aggregate_branches(g, q, x3, 1)
+}
+
+/// `Σ_s Σ_v q[b, s, c, u, v]·x3[b, s, c, t, v]` for q (B, S·C, V, V) and x3 (B, S·C, T, V) of
+/// `branches` = S; the result is (B, C, T, V).
+pub fn aggregate_branches(g: &mut Graph, q: TensorId, x3: TensorId, branches: usize) -> TensorId {
     let (qs, xs) = (g.shape(q).to_vec(), g.shape(x3).to_vec());
     assert!(
         qs.len() == 4 && xs.len() == 4 && qs[..2] == xs[..2] && qs[2] == xs[3] && qs[3] == xs[3],
-        "aggregate takes Q (B, C, V, V) and x3 (B, C, T, V), got {qs:?} and {xs:?}"
+        "aggregate takes Q (B, S·C, V, V) and x3 (B, S·C, T, V), got {qs:?} and {xs:?}"
     );
-    let maps = xs[0] * xs[1];
-    assert!(
-        maps <= MAX_PRODUCTS,
-        "aggregate runs one product per (b, c) on grid z: B·C = {maps} exceeds {MAX_PRODUCTS}"
+    assert_eq!(
+        xs[1] % branches,
+        0,
+        "{branches} branches do not divide {} channels",
+        xs[1]
     );
-    let z = g.activation("aggregate", &xs);
-    let op = Aggregate {
-        maps,
+    let dims = Dims {
+        batch: xs[0],
+        channels: xs[1] / branches,
+        branches,
         frames: xs[2],
         joints: xs[3],
     };
-    g.push(op, &[q, x3], &[z]);
+    let z = g.activation(
+        "aggregate",
+        &[dims.batch, dims.channels, dims.frames, dims.joints],
+    );
+    g.push(Aggregate { dims }, &[q, x3], &[z]);
     z
 }
 
@@ -52,8 +90,7 @@ impl Op for Aggregate {
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let (q, x3) = (arg(inputs[0]), arg(inputs[1]));
-        let gemm = forward_gemm(self.maps, self.frames, self.joints);
-        gemm.record(rec, x3, q, None, arg(outputs[0]));
+        forward_gemm(self.dims).record(rec, x3, q, None, arg(outputs[0]));
     }
 
     fn backward(
@@ -63,83 +100,120 @@ impl Op for Aggregate {
     ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
         let gz = ctx.grads[0].expect("aggregate has one output");
         let (q, x3) = (ctx.inputs[0], ctx.inputs[1]);
-        let (maps, frames, joints) = (self.maps, self.frames, self.joints);
+        let dims = self.dims;
         let gq = ctx.needs[0].then(|| {
             let shape = g.shape(q).to_vec();
-            grad_q_gemm(maps, frames, joints).push(g, "aggregate_grad_q", gz, x3, None, &shape)
+            grad_q_gemm(dims).push(g, "aggregate_grad_q", gz, x3, None, &shape)
         });
         let gx3 = ctx.needs[1].then(|| {
             let shape = g.shape(x3).to_vec();
-            grad_x3_gemm(maps, frames, joints).push(g, "aggregate_grad_x3", gz, q, None, &shape)
+            grad_x3_gemm(dims).push(g, "aggregate_grad_x3", gz, q, None, &shape)
         });
         Ok(vec![gq, gx3])
     }
 }
 
-/// One row-major operand per (b, c): `ld` elements per row, `size` elements per product.
-fn per_map(trans: bool, ld: usize, size: usize) -> Operand {
+/// An operand of `size` elements per (b, s, c) of the branches' stack, `ld` per row, for
+/// products nested as z = (b·S + s)·C + c.
+fn per_branch_map(trans: bool, ld: usize, size: usize, d: Dims) -> Operand {
     Operand {
-        trans,
-        ld,
-        batch_stride: size,
-        kb_stride: 0,
+        batch: [size, d.channels * size, d.branches * d.channels * size],
+        ..Operand::rows(trans, ld)
     }
 }
 
-/// Per (b, c), a T×V map times Q or Qᵀ: both the forward and the x3 gradient are this product.
-fn map_times_q(maps: usize, frames: usize, joints: usize, transpose_q: bool) -> Gemm {
-    Gemm {
-        m: frames,
-        n: joints,
-        k: joints,
-        kb: 1,
-        products: maps,
-        a: per_map(false, joints, frames * joints),
-        b: per_map(transpose_q, joints, joints * joints),
-        ldc: joints,
-        c_batch: frames * joints,
-        bias: Bias::None,
+/// Γ (B, C, T, V) for products z = (b·S + s)·C + c: the same map for every branch.
+fn gamma(trans: bool, d: Dims) -> Operand {
+    Operand {
+        batch: [d.tv(), 0, d.channels * d.tv()],
+        ..Operand::rows(trans, d.joints)
     }
 }
 
-/// Z_bc = X3_bc·Q_bcᵀ: A = x3 (T×V), B = Q read transposed (Q[u, v] is B[v, u]).
-pub fn forward_gemm(maps: usize, frames: usize, joints: usize) -> Gemm {
-    map_times_q(maps, frames, joints, true)
-}
-
-/// g_x3_bc = Γ_bc·Q_bc: A = Γ (T×V over (t, u)), B = Q (V×V over (u, v)).
-pub fn grad_x3_gemm(maps: usize, frames: usize, joints: usize) -> Gemm {
-    map_times_q(maps, frames, joints, false)
-}
-
-/// g_Q_bc = Γ_bcᵀ·X3_bc: A = Γ read transposed (stored T×V), B = x3 (T×V), summed over t.
-pub fn grad_q_gemm(maps: usize, frames: usize, joints: usize) -> Gemm {
+/// Z_bc = Σ_s X3_bsc·Q_bscᵀ: A = x3 (T×V), B = Q read transposed (Q[u, v] is B[v, u]), the
+/// branches summed as the product's kb axis; one product per (b, c), z = b·C + c.
+pub fn forward_gemm(d: Dims) -> Gemm {
+    let per_sample = |size: usize| Operand {
+        batch: [size, d.branches * d.channels * size, 0],
+        kb_stride: d.channels * size,
+        ..Operand::rows(false, d.joints)
+    };
     Gemm {
-        m: joints,
-        n: joints,
-        k: frames,
-        kb: 1,
-        products: maps,
-        a: per_map(true, joints, frames * joints),
-        b: per_map(false, joints, frames * joints),
-        ldc: joints,
-        c_batch: joints * joints,
+        m: d.frames,
+        n: d.joints,
+        k: d.joints,
+        kb: d.branches,
+        products: d.batch * d.channels,
+        nest: [d.channels, u32::MAX as usize],
+        a: per_sample(d.tv()),
+        b: Operand {
+            trans: true,
+            ..per_sample(d.vv())
+        },
+        ldc: d.joints,
+        c_batch: [d.tv(), d.channels * d.tv(), 0],
         bias: Bias::None,
+        bias_batch: 0,
+    }
+}
+
+/// g_x3_bsc = Γ_bc·Q_bsc: A = Γ (T×V over (t, u)), B = Q (V×V over (u, v)).
+pub fn grad_x3_gemm(d: Dims) -> Gemm {
+    Gemm {
+        m: d.frames,
+        n: d.joints,
+        k: d.joints,
+        kb: 1,
+        products: d.batch * d.branches * d.channels,
+        nest: [d.channels, d.branches],
+        a: gamma(false, d),
+        b: per_branch_map(false, d.joints, d.vv(), d),
+        ldc: d.joints,
+        c_batch: per_branch_map(false, 0, d.tv(), d).batch,
+        bias: Bias::None,
+        bias_batch: 0,
+    }
+}
+
+/// g_Q_bsc = Γ_bcᵀ·X3_bsc: A = Γ read transposed (stored T×V), B = x3 (T×V), summed over t.
+pub fn grad_q_gemm(d: Dims) -> Gemm {
+    Gemm {
+        m: d.joints,
+        n: d.joints,
+        k: d.frames,
+        kb: 1,
+        products: d.batch * d.branches * d.channels,
+        nest: [d.channels, d.branches],
+        a: gamma(true, d),
+        b: per_branch_map(false, d.joints, d.tv(), d),
+        ldc: d.joints,
+        c_batch: per_branch_map(false, 0, d.vv(), d).batch,
+        bias: Bias::None,
+        bias_batch: 0,
     }
 }
 
 pub mod cpu {
-    //! Straight from the definitions, on `maps` = B·C pairs of a V×V map and a T×V signal.
+    //! Straight from the definitions.
 
-    pub fn aggregate(q: &[f64], x3: &[f64], maps: usize, frames: usize, joints: usize) -> Vec<f64> {
-        let (vv, tv) = (joints * joints, frames * joints);
-        let mut z = vec![0.0; maps * tv];
-        for m in 0..maps {
-            for t in 0..frames {
-                for u in 0..joints {
-                    z[m * tv + t * joints + u] = (0..joints)
-                        .map(|v| q[m * vv + u * joints + v] * x3[m * tv + t * joints + v])
-                        .sum();
+    use super::Dims;
+
+    /// Z of the branches' Q and x3.
+    pub fn aggregate(q: &[f64], x3: &[f64], d: Dims) -> Vec<f64> {
+        let (v, vv, tv) = (d.joints, d.vv(), d.tv());
+        let mut z = vec![0.0; d.batch * d.channels * tv];
+        for b in 0..d.batch {
+            for c in 0..d.channels {
+                let out = (b * d.channels + c) * tv;
+                for s in 0..d.branches {
+                    let map = (b * d.branches + s) * d.channels + c;
+                    for t in 0..d.frames {
+                        for u in 0..v {
+                            z[out + t * v + u] += (0..v)
+                                .map(|w| q[map * vv + u * v + w] * x3[map * tv + t * v + w])
+                                .sum::<f64>();
+                        }
+                    }
                 }
             }
         }
@@ -147,24 +221,23 @@ pub mod cpu {
     }
 
     /// (g_Q, g_x3) given the gradient `gz` of Z.
-    pub fn aggregate_grad(
-        q: &[f64],
-        x3: &[f64],
-        gz: &[f64],
-        maps: usize,
-        frames: usize,
-        joints: usize,
-    ) -> (Vec<f64>, Vec<f64>) {
-        let (vv, tv) = (joints * joints, frames * joints);
-        let mut gq = vec![0.0; maps * vv];
-        let mut gx3 = vec![0.0; maps * tv];
-        for m in 0..maps {
-            for t in 0..frames {
-                for u in 0..joints {
-                    let gamma = gz[m * tv + t * joints + u];
-                    for v in 0..joints {
-                        gq[m * vv + u * joints + v] += gamma * x3[m * tv + t * joints + v];
-                        gx3[m * tv + t * joints + v] += q[m * vv + u * joints + v] * gamma;
+    pub fn aggregate_grad(q: &[f64], x3: &[f64], gz: &[f64], d: Dims) -> (Vec<f64>, Vec<f64>) {
+        let (v, vv, tv) = (d.joints, d.vv(), d.tv());
+        let mut gq = vec![0.0; q.len()];
+        let mut gx3 = vec![0.0; x3.len()];
+        for b in 0..d.batch {
+            for c in 0..d.channels {
+                let out = (b * d.channels + c) * tv;
+                for s in 0..d.branches {
+                    let map = (b * d.branches + s) * d.channels + c;
+                    for t in 0..d.frames {
+                        for u in 0..v {
+                            let gamma = gz[out + t * v + u];
+                            for w in 0..v {
+                                gq[map * vv + u * v + w] += gamma * x3[map * tv + t * v + w];
+                                gx3[map * tv + t * v + w] += q[map * vv + u * v + w] * gamma;
+                            }
+                        }
                     }
                 }
             }

@@ -1,14 +1,11 @@
 //! Batched matrix product with optional transposes: `op(A[z])·op(B[z])` for each of the B
-//! leading indices z, one GEMM product per z on grid z. MS-AAGCN builds its Gram matrix
+//! leading indices z, one GEMM product per z. MS-AAGCN builds its Gram matrix
 //! θᵀ·φ (B, V, K)·(B, K, V) and its per-sample aggregation x·A (B, C·T, V)·(B, V, V) with it.
 //! The backward is two more batched products, as for `matmul`.
 
-use super::gemm::{Bias, Gemm, Operand};
+use super::gemm::{Bias, FLAT, Gemm, Operand};
 use super::matmul::{product_dims, product_grads};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
-
-/// WebGPU's limit on workgroups along one grid dimension, here the products on grid z.
-const MAX_PRODUCTS: usize = 65_535;
 
 #[derive(Debug)]
 struct Bmm {
@@ -27,27 +24,20 @@ pub fn bmm(g: &mut Graph, a: TensorId, b: TensorId, trans_a: bool, trans_b: bool
     );
     let (m, n, k) = product_dims("bmm", &sa, &sb, trans_a, trans_b);
     let batch = sa[0];
-    assert!(
-        (1..=MAX_PRODUCTS).contains(&batch),
-        "bmm runs one product per batch index on grid z: B = {batch} is outside 1..={MAX_PRODUCTS}"
-    );
-    let stacked = |trans: bool, ld: usize, size: usize| Operand {
-        trans,
-        ld,
-        batch_stride: size,
-        kb_stride: 0,
-    };
+    assert!(batch > 0, "bmm needs at least one product");
     let gemm = Gemm {
         m,
         n,
         k,
         kb: 1,
         products: batch,
-        a: stacked(trans_a, if trans_a { m } else { k }, m * k),
-        b: stacked(trans_b, if trans_b { k } else { n }, k * n),
+        nest: FLAT,
+        a: Operand::batched(trans_a, if trans_a { m } else { k }, m * k),
+        b: Operand::batched(trans_b, if trans_b { k } else { n }, k * n),
         ldc: n,
-        c_batch: m * n,
+        c_batch: [m * n, 0, 0],
         bias: Bias::None,
+        bias_batch: 0,
     };
     let c = g.activation("bmm", &[batch, m, n]);
     g.push(

@@ -18,6 +18,8 @@ pub(super) const K_TILE: usize = 16;
 const TARGET_WORKGROUPS: usize = 512;
 /// Least k-tiles per split, so a split does real work.
 const MIN_TILES_PER_SPLIT: usize = 4;
+/// Iterations (summed product, k-tile) from which one of several products is split along k.
+const DEEP_PRODUCT: usize = 32;
 /// Ceiling on the scratch of split-K partial products.
 const MAX_PARTIAL_BYTES: usize = 64 << 20;
 
@@ -28,22 +30,32 @@ pub struct Operand {
     pub trans: bool,
     /// Leading dimension (elements between consecutive stored rows).
     pub ld: usize,
-    /// Elements between consecutive independent products.
-    pub batch_stride: usize,
+    /// Elements between consecutive independent products at each nesting level (see
+    /// [`Gemm::nest`]).
+    pub batch: [usize; 3],
     /// Elements between consecutive summed products.
     pub kb_stride: usize,
 }
 
 impl Operand {
+    /// One matrix shared by every product.
     pub fn rows(trans: bool, ld: usize) -> Self {
+        Self::batched(trans, ld, 0)
+    }
+
+    /// Consecutive products `stride` elements apart.
+    pub fn batched(trans: bool, ld: usize, stride: usize) -> Self {
         Self {
             trans,
             ld,
-            batch_stride: 0,
+            batch: [stride, 0, 0],
             kb_stride: 0,
         }
     }
 }
+
+/// [`Gemm::nest`] of products that are simply consecutive: every z is at level 0.
+pub const FLAT: [usize; 2] = [u32::MAX as usize, 1];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bias {
@@ -64,11 +76,17 @@ pub struct Gemm {
     pub kb: usize,
     /// Independent products (grid z); at least 1.
     pub products: usize,
+    /// Sizes n0, n1 of the two inner nesting levels of the products: z = (z2·n1 + z1)·n0 + z0,
+    /// each operand stepping `batch[l]` per unit of level l. [`FLAT`] where they do not nest.
+    pub nest: [usize; 2],
     pub a: Operand,
     pub b: Operand,
     pub ldc: usize,
-    pub c_batch: usize,
+    /// Strides of C over the nesting levels.
+    pub c_batch: [usize; 3],
     pub bias: Bias,
+    /// Elements between the biases of consecutive z0 (a grouped convolution's groups).
+    pub bias_batch: usize,
 }
 
 #[repr(C)]
@@ -82,13 +100,24 @@ struct Params {
     ldb: u32,
     ldc: u32,
     splits: u32,
-    a_batch: u32,
-    b_batch: u32,
-    c_batch: u32,
     iters_per_split: u32,
     a_kb: u32,
     b_kb: u32,
+    n0: u32,
+    n1: u32,
+    a_s: [u32; 3],
+    b_s: [u32; 3],
+    c_s: [u32; 3],
+    bias_s0: u32,
+    fold: u32,
+    y_tiles: u32,
+    z_count: u32,
+    split_stride: u32,
     _pad: [u32; 2],
+}
+
+fn strides(s: [usize; 3]) -> [u32; 3] {
+    s.map(|v| v as u32)
 }
 
 impl Gemm {
@@ -101,12 +130,40 @@ impl Gemm {
             k,
             kb: 1,
             products: 1,
+            nest: FLAT,
             a: Operand::rows(trans_a, if trans_a { m } else { k }),
             b: Operand::rows(trans_b, if trans_b { k } else { n }),
             ldc: n,
-            c_batch: 0,
+            c_batch: [0; 3],
             bias: Bias::None,
+            bias_batch: 0,
         }
+    }
+
+    /// Where product z starts in an operand with `strides` over the nesting levels.
+    pub fn offset(&self, z: usize, strides: [usize; 3]) -> usize {
+        let outer = z / self.nest[0];
+        (z % self.nest[0]) * strides[0]
+            + (outer % self.nest[1]) * strides[1]
+            + (outer / self.nest[1]) * strides[2]
+    }
+
+    /// Elements that operands A, B and C span in memory.
+    pub fn extents(&self) -> (usize, usize, usize) {
+        let last = |strides: [usize; 3]| {
+            (0..self.products)
+                .map(|z| self.offset(z, strides))
+                .max()
+                .unwrap_or(0)
+        };
+        let span = |op: &Operand, rows: usize| {
+            last(op.batch) + (self.kb - 1) * op.kb_stride + rows * op.ld
+        };
+        (
+            span(&self.a, if self.a.trans { self.k } else { self.m }),
+            span(&self.b, if self.b.trans { self.n } else { self.k }),
+            last(self.c_batch) + (self.m - 1) * self.ldc + self.n,
+        )
     }
 
     /// Multiply-adds of the whole product.
@@ -114,13 +171,23 @@ impl Gemm {
         (self.m * self.n * self.k * self.kb * self.products) as u64
     }
 
-    /// Splits of the k iterations and iterations per split (1 split: none).
+    /// Whether the products' Cs lie one after the other, m×n each, as split-K partials do.
+    fn contiguous_c(&self) -> bool {
+        self.ldc == self.n
+            && (0..self.products).all(|z| self.offset(z, self.c_batch) == z * self.m * self.n)
+    }
+
+    /// Splits of the k iterations and iterations per split (1 split: none). A bias would be
+    /// added to every partial, so biased products are not split; several products only where
+    /// each is a deep sum (a grouped weight gradient), the sum of the splits' partials then
+    /// costing little beside the product.
     fn split(&self) -> (usize, usize) {
         let iterations = self.kb * self.k.div_ceil(K_TILE);
-        if self.products > 1 || self.bias != Bias::None {
+        let shallow = self.products > 1 && iterations < DEEP_PRODUCT;
+        if self.bias != Bias::None || !self.contiguous_c() || shallow {
             return (1, iterations);
         }
-        split_k(self.m, self.n, iterations)
+        split_k(self.m, self.n, self.products, iterations)
     }
 
     /// Appends this product to the graph: inputs A, B (and the bias), output C of `shape`.
@@ -147,16 +214,20 @@ impl Gemm {
     /// Records the product of `a` and `b` into `c`; split-K partials use scratch slots 0 and 1.
     pub fn record(&self, rec: &mut Recorder<'_>, a: Arg, b: Arg, bias: Option<Arg>, c: Arg) {
         let (splits, per_split) = self.split();
+        let outputs = self.products * self.m * self.n;
         let partial = Arg::Scratch {
             slot: 0,
-            bytes: (splits * self.m * self.n * 4) as u64,
+            bytes: (splits * outputs * 4) as u64,
         };
-        let (target, ldc, c_batch) = if splits > 1 {
-            assert_eq!(self.ldc, self.n, "a split product writes a contiguous C");
-            (partial.clone(), self.n, self.m * self.n)
+        let target = if splits > 1 {
+            partial.clone()
         } else {
-            (c.clone(), self.ldc, self.c_batch)
+            c.clone()
         };
+        let layout = TileLayout::new(rec.tuning().gemm, self.m, self.n);
+        let tiles = layout.grid(1);
+        let z_count = self.products * splits;
+        let (grid, fold) = folded_grid(tiles, z_count);
         let params = Params {
             m: self.m as u32,
             n: self.n as u32,
@@ -164,17 +235,23 @@ impl Gemm {
             kb: self.kb as u32,
             lda: self.a.ld as u32,
             ldb: self.b.ld as u32,
-            ldc: ldc as u32,
+            ldc: self.ldc as u32,
             splits: splits as u32,
-            a_batch: self.a.batch_stride as u32,
-            b_batch: self.b.batch_stride as u32,
-            c_batch: c_batch as u32,
             iters_per_split: per_split as u32,
             a_kb: self.a.kb_stride as u32,
             b_kb: self.b.kb_stride as u32,
+            n0: self.nest[0] as u32,
+            n1: self.nest[1] as u32,
+            a_s: strides(self.a.batch),
+            b_s: strides(self.b.batch),
+            c_s: strides(self.c_batch),
+            bias_s0: self.bias_batch as u32,
+            fold: fold as u32,
+            y_tiles: tiles[1],
+            z_count: z_count as u32,
+            split_stride: outputs as u32,
             _pad: [0; 2],
         };
-        let layout = TileLayout::new(rec.tuning().gemm, self.m, self.n);
         let kernel = layout
             .kernel(shader!("gemm"), ["gemm", "gemm_direct"])
             .with("TRANS_A", self.a.trans)
@@ -185,22 +262,38 @@ impl Gemm {
             kernel,
             &params,
             vec![a, b, bias.unwrap_or(unused_bias), target],
-            layout.grid((self.products * splits) as u32),
+            grid,
         );
         if splits > 1 {
-            record_split_sum(rec, self.m * self.n, splits, partial, c);
+            record_split_sum(rec, outputs, splits, partial, c);
         }
     }
 }
 
-/// Splits along k of a single product C (m×n) of `iterations` (summed product, k-tile) pairs,
+/// The grid for `z` products or splits of `tiles` (grid z = 1), and how many of them each grid
+/// z holds: past WebGPU's 65,535 workgroups along z, they fold into grid y.
+fn folded_grid(tiles: [u32; 3], z: usize) -> ([u32; 3], usize) {
+    let fold = z.div_ceil(MAX_GRID);
+    let grid = [tiles[0], tiles[1] * fold as u32, z.div_ceil(fold) as u32];
+    assert!(
+        grid[1] as usize <= MAX_GRID,
+        "{z} products of {} tile rows exceed the grid",
+        tiles[1]
+    );
+    (grid, fold)
+}
+
+/// WebGPU's limit on workgroups along one grid dimension.
+const MAX_GRID: usize = 65_535;
+
+/// Splits along k of `products` products C (m×n each) of `iterations` (summed product, k-tile) pairs,
 /// and iterations per split: enough workgroups to fill a large GPU, each doing real work, within
 /// the scratch ceiling. The same on every adapter, so the sums' order is too.
-pub(super) fn split_k(m: usize, n: usize, iterations: usize) -> (usize, usize) {
-    let tiles = m.div_ceil(TILE) * n.div_ceil(TILE);
+pub(super) fn split_k(m: usize, n: usize, products: usize, iterations: usize) -> (usize, usize) {
+    let tiles = products * m.div_ceil(TILE) * n.div_ceil(TILE);
     let splits = (TARGET_WORKGROUPS / tiles)
         .min(iterations.div_ceil(MIN_TILES_PER_SPLIT))
-        .min(MAX_PARTIAL_BYTES / (4 * m * n))
+        .min(MAX_PARTIAL_BYTES / (4 * products * m * n))
         .max(1);
     let per_split = iterations.div_ceil(splits);
     (iterations.div_ceil(per_split).max(1), per_split)
@@ -308,15 +401,16 @@ pub mod cpu {
 
     /// The product `g` describes, in f64, straight from its definition.
     pub fn gemm(g: &Gemm, a: &[f64], b: &[f64], bias: Option<&[f64]>) -> Vec<f64> {
-        let len = (g.products - 1) * g.c_batch + (g.m - 1) * g.ldc + g.n;
-        let mut c = vec![0.0; len];
+        let offset = |z: usize, s: [usize; 3]| g.offset(z, s);
+        let mut c = vec![0.0; g.extents().2];
         for z in 0..g.products {
+            let bias_base = (z % g.nest[0]) * g.bias_batch;
             for i in 0..g.m {
                 for j in 0..g.n {
                     let mut acc = 0.0;
                     for kb in 0..g.kb {
-                        let a0 = z * g.a.batch_stride + kb * g.a.kb_stride;
-                        let b0 = z * g.b.batch_stride + kb * g.b.kb_stride;
+                        let a0 = offset(z, g.a.batch) + kb * g.a.kb_stride;
+                        let b0 = offset(z, g.b.batch) + kb * g.b.kb_stride;
                         for l in 0..g.k {
                             let av = if g.a.trans {
                                 a[a0 + l * g.a.ld + i]
@@ -332,11 +426,11 @@ pub mod cpu {
                         }
                     }
                     acc += match (g.bias, bias) {
-                        (Bias::PerRow, Some(v)) => v[i],
-                        (Bias::PerColumn, Some(v)) => v[j],
+                        (Bias::PerRow, Some(v)) => v[bias_base + i],
+                        (Bias::PerColumn, Some(v)) => v[bias_base + j],
                         _ => 0.0,
                     };
-                    c[z * g.c_batch + i * g.ldc + j] = acc;
+                    c[offset(z, g.c_batch) + i * g.ldc + j] = acc;
                 }
             }
         }

@@ -1,11 +1,12 @@
 //! Topology refinement of CTR-GC branch i: Q = alpha·C + PA[i], where C = conv4(E) is
 //! (B, C_out, V, V), alpha a learnable one-element tensor shared by the branches and PA the
-//! learnable (S, V, V) stack of which the branch reads slice i.
+//! learnable (S, V, V) stack of which the branch reads slice i. [`refine_branches`] does every
+//! branch at once on their stack C (B, S·C_out, V, V).
 //!
 //! Backward: g_C = alpha·g_Q, written by the pass that forms the chunk partials of
 //! g_alpha = Σ g_Q ⊙ C (a tree per chunk, then a sum of the partials), and g_PA[i] = Σ_{b,c} g_Q
-//! with the other slices zero. Autodiff adds the branches'
-//! contributions to the shared alpha and PA.
+//! with the slices of no branch zero. Autodiff adds separate branches' contributions to the
+//! shared alpha and PA.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -29,22 +30,32 @@ struct Params {
     pa_len: u32,
     chunks: u32,
     chunk_len: u32,
-    _pad: [u32; 2],
+    branches: u32,
+    branch_len: u32,
+}
+
+/// The slices of PA that a refinement reads: `count` branches from `first` on.
+#[derive(Debug, Clone, Copy)]
+struct Branches {
+    first: usize,
+    count: usize,
 }
 
 impl Params {
-    /// From the (B, C_out, V, V) shape of C and the (S, V, V) shape of PA.
-    fn new(c_shape: &[usize], pa_shape: &[usize], branch: usize) -> Self {
+    /// From the (B, count·C_out, V, V) shape of C and the (S, V, V) shape of PA.
+    fn new(c_shape: &[usize], pa_shape: &[usize], branches: Branches) -> Self {
         let n: usize = c_shape.iter().product();
         let chunks = n.div_ceil(PER_WORKGROUP).clamp(1, MAX_CHUNKS);
+        let vv = pa_shape[1] * pa_shape[2];
         Self {
             n: n as u32,
-            vv: (pa_shape[1] * pa_shape[2]) as u32,
-            branch: branch as u32,
+            vv: vv as u32,
+            branch: branches.first as u32,
             pa_len: pa_shape.iter().product::<usize>() as u32,
             chunks: chunks as u32,
             chunk_len: n.div_ceil(chunks) as u32,
-            _pad: [0; 2],
+            branches: branches.count as u32,
+            branch_len: (c_shape[1] / branches.count * vv) as u32,
         }
     }
 }
@@ -55,12 +66,12 @@ fn kernel(entry: &'static str) -> Kernel {
 
 #[derive(Debug)]
 struct Refine {
-    branch: usize,
+    branches: Branches,
 }
 
 #[derive(Debug)]
 struct RefineGrad {
-    branch: usize,
+    branches: Branches,
 }
 
 /// `alpha·c + pa[branch]` for c (B, C_out, V, V), alpha (1) and pa (S, V, V).
@@ -71,6 +82,27 @@ pub fn refine(
     pa: TensorId,
     branch: usize,
 ) -> TensorId {
+    let branches = Branches {
+        first: branch,
+        count: 1,
+    };
+    push_refine(g, c, alpha, pa, branches)
+}
+
+/// Every branch s at once: `alpha·c[b, s] + pa[s]` for the stack c (B, S·C_out, V, V) of the
+/// S = len(pa) branches.
+pub fn refine_branches(g: &mut Graph, c: TensorId, alpha: TensorId, pa: TensorId) -> TensorId {
+    let count = g.shape(pa)[0];
+    push_refine(g, c, alpha, pa, Branches { first: 0, count })
+}
+
+fn push_refine(
+    g: &mut Graph,
+    c: TensorId,
+    alpha: TensorId,
+    pa: TensorId,
+    branches: Branches,
+) -> TensorId {
     let shape = g.shape(c).to_vec();
     let pa_shape = g.shape(pa);
     assert_eq!(shape.len(), 4, "refine takes C as (B, C_out, V, V)");
@@ -79,9 +111,20 @@ pub fn refine(
         pa_shape.len() == 3 && pa_shape[1..] == shape[2..] && shape[2] == shape[3],
         "PA {pa_shape:?} does not match the V×V maps of C {shape:?}"
     );
-    assert!(branch < pa_shape[0], "PA has no slice {branch}");
+    assert!(
+        branches.first + branches.count <= pa_shape[0],
+        "PA has no slice {}",
+        branches.first + branches.count - 1
+    );
+    assert_eq!(
+        shape[1] % branches.count,
+        0,
+        "{} branches do not divide the {} maps of C",
+        branches.count,
+        shape[1]
+    );
     let q = g.activation("refine", &shape);
-    g.push(Refine { branch }, &[c, alpha, pa], &[q]);
+    g.push(Refine { branches }, &[c, alpha, pa], &[q]);
     q
 }
 
@@ -91,7 +134,7 @@ impl Op for Refine {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let params = Params::new(rec.shape(inputs[0]), rec.shape(inputs[2]), self.branch);
+        let params = Params::new(rec.shape(inputs[0]), rec.shape(inputs[2]), self.branches);
         rec.dispatch(
             kernel("refine_forward"),
             &params,
@@ -101,7 +144,7 @@ impl Op for Refine {
                 arg(inputs[2]),
                 arg(outputs[0]),
             ],
-            elementwise_grid(params.n as usize),
+            elementwise_grid((params.n / params.branch_len * params.vv) as usize),
         );
     }
 
@@ -116,7 +159,7 @@ impl Op for Refine {
         let galpha = g.activation_like("refine_grad.alpha", alpha);
         let gpa = g.activation_like("refine_grad.pa", pa);
         let op = RefineGrad {
-            branch: self.branch,
+            branches: self.branches,
         };
         g.push(op, &[gq, c, alpha], &[gc, galpha, gpa]);
         Ok([gc, galpha, gpa]
@@ -136,12 +179,8 @@ impl Op for RefineGrad {
         let [gq, c, alpha] = inputs.try_into().expect("3 inputs");
         let [gc, galpha, gpa] = outputs.try_into().expect("3 outputs");
         let shape = rec.shape(c).to_vec();
-        let params = Params::new(&shape, rec.shape(gpa), self.branch);
-        let (n, vv, chunks) = (
-            params.n as usize,
-            params.vv as usize,
-            params.chunks as usize,
-        );
+        let params = Params::new(&shape, rec.shape(gpa), self.branches);
+        let (vv, chunks) = (params.vv as usize, params.chunks as usize);
         // g_C, and chunk partials of g_alpha = Σ g_Q ⊙ C, then their sum.
         let partials = Arg::Scratch {
             slot: 0,
@@ -170,12 +209,28 @@ impl Op for RefineGrad {
             1,
         );
 
-        // Σ over the B·C_out maps for each (u, v), then placed in slice i of g_PA.
+        // Σ over (b, c) for each branch and (u, v), then placed in the branches' slices of g_PA;
+        // straight into g_PA when the branches are all of its slices.
+        let Branches { first, count } = self.branches;
+        let over_maps = AxisSplit::new(&[shape[0], count, shape[1] / count, vv], &[0, 2]);
+        if first == 0 && count * vv == params.pa_len as usize {
+            record_sum(
+                rec,
+                &over_maps,
+                value,
+                arg(gq),
+                None,
+                None,
+                1.0,
+                arg(gpa),
+                1,
+            );
+            return;
+        }
         let column_sums = Arg::Scratch {
             slot: 2,
-            bytes: 4 * vv as u64,
+            bytes: 4 * (count * vv) as u64,
         };
-        let over_maps = AxisSplit::new(&[n / vv, vv], &[0]);
         let sums = column_sums.clone();
         record_sum(rec, &over_maps, value, arg(gq), None, None, 1.0, sums, 1);
         rec.dispatch(

@@ -87,7 +87,7 @@ fn record_pass(
     let iterations = kb * k.div_ceil(K_TILE);
     // The weight gradient has few tiles and a long depth, so it is split along the depth.
     let (splits, per_split) = if pass == Pass::GradWeight {
-        split_k(m, n, iterations)
+        split_k(m, n, 1, iterations)
     } else {
         (1, iterations)
     };

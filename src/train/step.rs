@@ -1,4 +1,5 @@
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rand::SeedableRng;
@@ -6,7 +7,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::engine::{
-    AutodiffError, CompileError, Executor, Graph, MemoryReport, PendingValues, Store, TensorId,
+    AutodiffError, CompileError, Executor, Graph, MemoryReport, PendingValues, Role, Store,
+    TensorId,
 };
 use crate::gpu::Gpu;
 use crate::model::ModelOutput;
@@ -120,7 +122,7 @@ impl TrainStep {
             loss = add(&mut g, loss, weighted);
             terms.push((term.name, term.value));
         }
-        let params = g.parameters();
+        let params = g.learnables();
         let grads = g.backward_partial(loss, &params)?;
         let lr = g.input("lr", &[1]);
         let pairs: Vec<(TensorId, TensorId)> = params
@@ -128,10 +130,25 @@ impl TrainStep {
             .zip(grads)
             .filter_map(|(p, gr)| Some((p, gr?)))
             .collect();
-        let gradients: Vec<(String, TensorId)> = pairs
-            .iter()
-            .map(|&(p, gr)| (g.tensor(p).name.clone(), gr))
-            .collect();
+        // By state-dict name, in state-dict order: a pack's gradient in its members' parts.
+        let mut gradients: Vec<(String, TensorId)> = Vec::new();
+        if options.keep_gradients {
+            let mut by_parameter: HashMap<TensorId, TensorId> = HashMap::new();
+            for &(p, gr) in &pairs {
+                if g.tensor(p).role == Role::Pack {
+                    let members = g.members(p);
+                    let parts = g.unpack(gr, &members);
+                    by_parameter.extend(members.into_iter().zip(parts));
+                } else {
+                    by_parameter.insert(p, gr);
+                }
+            }
+            for p in g.parameters() {
+                if let Some(&gr) = by_parameter.get(&p) {
+                    gradients.push((g.tensor(p).name.clone(), gr));
+                }
+            }
+        }
         if let Some(config) = options.sgd {
             sgd(&mut g, &pairs, lr, config);
         }
@@ -150,11 +167,7 @@ impl TrainStep {
             loss,
             logits,
             terms,
-            gradients: if options.keep_gradients {
-                gradients
-            } else {
-                Vec::new()
-            },
+            gradients,
             classes,
             noise,
             noise_source: RefCell::new(NoiseSource::Seeded(Box::new(ChaCha8Rng::seed_from_u64(0)))),

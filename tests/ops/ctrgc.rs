@@ -123,9 +123,10 @@ fn aggregate_forward_and_backward_match_reference() {
     let dx = uniform(332, maps * t * v, -1.0, 1.0);
     let out = h.run(&[(q, &dq), (x3, &dx)], &keep);
     let (qf, xf) = (to_f64(&dq), to_f64(&dx));
-    let want = aggregate::cpu::aggregate(&qf, &xf, maps, t, v);
+    let dims = aggregate::Dims::maps(maps, t, v);
+    let want = aggregate::cpu::aggregate(&qf, &xf, dims);
     check("aggregate", normwise_error(&out[0], &want), REDUCTION_TOL);
-    let (gq, gx) = aggregate::cpu::aggregate_grad(&qf, &xf, &to_f64(&gz), maps, t, v);
+    let (gq, gx) = aggregate::cpu::aggregate_grad(&qf, &xf, &to_f64(&gz), dims);
     check(
         "aggregate grad Q",
         normwise_error(&out[1], &gq),
@@ -147,11 +148,12 @@ fn aggregate_gemms_describe_the_definition() {
     let x3 = to_f64(&uniform(341, maps * t * v, -1.0, 1.0));
     let gz = to_f64(&uniform(342, maps * t * v, -1.0, 1.0));
     let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
-    let z = sfhead::ops::gemm::cpu::gemm(&aggregate::forward_gemm(maps, t, v), &x3, &q, None);
-    assert!(close(&z, &aggregate::cpu::aggregate(&q, &x3, maps, t, v)));
-    let (gq, gx) = aggregate::cpu::aggregate_grad(&q, &x3, &gz, maps, t, v);
-    let gemm_gq = sfhead::ops::gemm::cpu::gemm(&aggregate::grad_q_gemm(maps, t, v), &gz, &x3, None);
-    let gemm_gx = sfhead::ops::gemm::cpu::gemm(&aggregate::grad_x3_gemm(maps, t, v), &gz, &q, None);
+    let dims = aggregate::Dims::maps(maps, t, v);
+    let z = sfhead::ops::gemm::cpu::gemm(&aggregate::forward_gemm(dims), &x3, &q, None);
+    assert!(close(&z, &aggregate::cpu::aggregate(&q, &x3, dims)));
+    let (gq, gx) = aggregate::cpu::aggregate_grad(&q, &x3, &gz, dims);
+    let gemm_gq = sfhead::ops::gemm::cpu::gemm(&aggregate::grad_q_gemm(dims), &gz, &x3, None);
+    let gemm_gx = sfhead::ops::gemm::cpu::gemm(&aggregate::grad_x3_gemm(dims), &gz, &q, None);
     assert!(close(&gemm_gq, &gq));
     assert!(close(&gemm_gx, &gx));
 }
@@ -223,4 +225,192 @@ fn ctrgc_snapshots() {
     insta::assert_snapshot!("tanh_diff", rounded(&out[0], 4, 3));
     insta::assert_snapshot!("refine", rounded(&out[1], 4, 3));
     insta::assert_snapshot!("aggregate", rounded(&out[2], 4, 3));
+}
+
+/// (B, S, R or C, T, V) of the branch-stack tests.
+const STACK: [usize; 5] = [2, 3, 4, 6, 5];
+
+/// Rows `r` of length `len` taken from `x` (rows of `len`), for each index of `rows`.
+fn rows(x: &[f64], rows: impl Iterator<Item = usize>, len: usize) -> Vec<f64> {
+    rows.flat_map(|r| x[r * len..(r + 1) * len].to_vec())
+        .collect()
+}
+
+#[test]
+fn stacked_tanh_diff_matches_its_branches() {
+    let [b, s, r, _, v] = STACK;
+    let mut g = Graph::new();
+    let x = g.input("x", &[b, s * 2 * r, v]);
+    let e = tanh_diff::tanh_diff_stacked(&mut g, x, s);
+    assert_eq!(g.shape(e), [b, s * r, v, v]);
+    let (loss, ge) = weighted_loss(&mut g, e, 370);
+    let gx = g.backward(loss, &[x]).unwrap()[0];
+    let h = Harness::new(g, &[e, gx]);
+    let dx = uniform(371, b * s * 2 * r * v, -3.0, 3.0);
+    let out = h.run(&[(x, &dx)], &[e, gx]);
+    // Row (b, s, half, r) of x; branch s pairs its halves 0 and 1.
+    let xf = to_f64(&dx);
+    let half = |k: usize| {
+        let at = (0..b * s).flat_map(move |bs| (0..r).map(move |i| (bs * 2 + k) * r + i));
+        rows(&xf, at, v)
+    };
+    let want = tanh_diff::cpu::tanh_diff(&half(0), &half(1), v);
+    check(
+        "stacked tanh_diff",
+        elementwise_error(&out[0], &want),
+        ELEMENTWISE_TOL,
+    );
+    let (g1, g2) = tanh_diff::cpu::tanh_diff_grad(&want, &to_f64(&ge), v);
+    let stacked: Vec<f64> = (0..b * s)
+        .flat_map(|bs| [&g1, &g2].map(|h| h[bs * r * v..(bs + 1) * r * v].to_vec()))
+        .flatten()
+        .collect();
+    check(
+        "stacked tanh_diff grad",
+        normwise_error(&out[1], &stacked),
+        REDUCTION_TOL,
+    );
+    let inputs = vec![(vec![1, 2 * 2 * 2, 3], uniform(372, 24, -1.0, 1.0))];
+    let r = gradcheck(
+        &inputs,
+        |g, x| tanh_diff::tanh_diff_stacked(g, x[0], 2),
+        1e-2,
+        373,
+    );
+    check("stacked tanh_diff gradcheck", r.worst, 1e-2);
+}
+
+#[test]
+fn branch_refinement_matches_its_branches() {
+    let [b, s, c, _, v] = STACK;
+    let (vv, map) = (v * v, c * v * v);
+    let mut g = Graph::new();
+    let ct = g.input("c", &[b, s * c, v, v]);
+    let alpha = g.input("alpha", &[1]);
+    let pa = g.input("pa", &[s, v, v]);
+    let q = refine::refine_branches(&mut g, ct, alpha, pa);
+    let (loss, gq) = weighted_loss(&mut g, q, 380);
+    let grads = g.backward(loss, &[ct, alpha, pa]).unwrap();
+    let keep = [q, grads[0], grads[1], grads[2]];
+    let h = Harness::new(g, &keep);
+    let dc = uniform(381, b * s * map, -1.0, 1.0);
+    let dpa = uniform(382, s * vv, -1.0, 1.0);
+    let out = h.run(&[(ct, &dc), (alpha, &[0.73]), (pa, &dpa)], &keep);
+    let (cf, paf, gqf) = (to_f64(&dc), to_f64(&dpa), to_f64(&gq));
+    let a = f64::from(0.73f32);
+    // Branch k's maps of every sample, then the branch's refinement and its gradients.
+    let branch = |x: &[f64], k: usize| rows(x, (0..b).map(|bi| bi * s + k), map);
+    let mut want = vec![0.0; cf.len()];
+    let (mut galpha, mut gpa) = (0.0, vec![0.0; s * vv]);
+    for k in 0..s {
+        let qk = refine::cpu::refine(&branch(&cf, k), a, &paf, k, vv);
+        let (_, ga, gp) =
+            refine::cpu::refine_grad(&branch(&gqf, k), &branch(&cf, k), a, s * vv, k, vv);
+        for bi in 0..b {
+            want[(bi * s + k) * map..][..map].copy_from_slice(&qk[bi * map..][..map]);
+        }
+        galpha += ga;
+        gpa.iter_mut().zip(gp).for_each(|(t, g)| *t += g);
+    }
+    check(
+        "branch refine",
+        normwise_error(&out[0], &want),
+        ELEMENTWISE_TOL,
+    );
+    let gc: Vec<f64> = gqf.iter().map(|g| a * g).collect();
+    check(
+        "branch refine grad C",
+        elementwise_error(&out[1], &gc),
+        ELEMENTWISE_TOL,
+    );
+    check(
+        "branch refine grad alpha",
+        normwise_error(&out[2], &[galpha]),
+        REDUCTION_TOL,
+    );
+    check(
+        "branch refine grad PA",
+        normwise_error(&out[3], &gpa),
+        REDUCTION_TOL,
+    );
+    let inputs = vec![
+        (vec![2, 4, 3, 3], uniform(383, 72, -1.0, 1.0)),
+        (vec![1], vec![-0.6]),
+        (vec![2, 3, 3], uniform(384, 18, -1.0, 1.0)),
+    ];
+    let r = gradcheck(
+        &inputs,
+        |g, x| refine::refine_branches(g, x[0], x[1], x[2]),
+        1e-2,
+        385,
+    );
+    check("branch refine gradcheck", r.worst, 1e-2);
+}
+
+#[test]
+fn branch_aggregation_sums_its_branches() {
+    let [b, s, c, t, v] = STACK;
+    let dims = aggregate::Dims {
+        batch: b,
+        channels: c,
+        branches: s,
+        frames: t,
+        joints: v,
+    };
+    let mut g = Graph::new();
+    let q = g.input("q", &[b, s * c, v, v]);
+    let x3 = g.input("x3", &[b, s * c, t, v]);
+    let z = aggregate::aggregate_branches(&mut g, q, x3, s);
+    assert_eq!(g.shape(z), [b, c, t, v]);
+    let (loss, gz) = weighted_loss(&mut g, z, 390);
+    let grads = g.backward(loss, &[q, x3]).unwrap();
+    let keep = [z, grads[0], grads[1]];
+    let h = Harness::new(g, &keep);
+    let dq = uniform(391, b * s * c * v * v, -1.0, 1.0);
+    let dx = uniform(392, b * s * c * t * v, -1.0, 1.0);
+    let out = h.run(&[(q, &dq), (x3, &dx)], &keep);
+    let (qf, xf, gzf) = (to_f64(&dq), to_f64(&dx), to_f64(&gz));
+    // The branched reference against the sum of one-branch aggregations.
+    let maps = aggregate::Dims::maps(b * c, t, v);
+    let branch = |x: &[f64], k: usize, len: usize| {
+        rows(
+            x,
+            (0..b).flat_map(|bi| (0..c).map(move |ci| (bi * s + k) * c + ci)),
+            len,
+        )
+    };
+    let mut summed = vec![0.0; b * c * t * v];
+    for k in 0..s {
+        let zk = aggregate::cpu::aggregate(&branch(&qf, k, v * v), &branch(&xf, k, t * v), maps);
+        summed.iter_mut().zip(zk).for_each(|(a, z)| *a += z);
+    }
+    let want = aggregate::cpu::aggregate(&qf, &xf, dims);
+    assert!(want.iter().zip(&summed).all(|(a, b)| (a - b).abs() < 1e-12));
+    check(
+        "branch aggregate",
+        normwise_error(&out[0], &want),
+        REDUCTION_TOL,
+    );
+    let (gq, gx) = aggregate::cpu::aggregate_grad(&qf, &xf, &gzf, dims);
+    check(
+        "branch aggregate grad Q",
+        normwise_error(&out[1], &gq),
+        REDUCTION_TOL,
+    );
+    check(
+        "branch aggregate grad x3",
+        normwise_error(&out[2], &gx),
+        REDUCTION_TOL,
+    );
+    let inputs = vec![
+        (vec![2, 4, 3, 3], uniform(393, 72, -1.0, 1.0)),
+        (vec![2, 4, 2, 3], uniform(394, 48, -1.0, 1.0)),
+    ];
+    let r = gradcheck(
+        &inputs,
+        |g, x| aggregate::aggregate_branches(g, x[0], x[1], 2),
+        1e-2,
+        395,
+    );
+    check("branch aggregate gradcheck", r.worst, 1e-2);
 }

@@ -35,8 +35,8 @@ fn matmul_layouts_match_reference() {
 
 /// The GPU and the CPU variants of the kernels (tiled or direct-load GEMM, parallel or serial
 /// reduction trees) add in the same order, so they agree bit for bit, on every layout, with
-/// bias, batched products and split-K with its reduction; the tall product puts the direct
-/// body's lanes along C's rows, the others along its columns.
+/// bias, batched and grouped products and split-K with its reduction; the tall product puts the
+/// direct body's lanes along C's rows, the others along its columns.
 #[test]
 fn gemm_variants_give_identical_bits() {
     use sfhead::engine::{Executor, Store};
@@ -74,6 +74,22 @@ fn gemm_variants_give_identical_bits() {
         inputs.push((x, uniform(90, 3 * K * 45, -1.0, 1.0)));
         inputs.push((w, uniform(91, M * K, -1.0, 1.0)));
         inputs.push((bias, uniform(92, M, -1.0, 1.0)));
+        // Grouped, with the groups' deep weight gradients split along k.
+        let xg = g.input("xg", &[3, 3 * 5, 16, 11]);
+        let wg = g.input("wg", &[3 * 4, 5]);
+        let gy = g.input("gy", &[3, 3 * 4, 16, 11]);
+        outputs.push(conv1x1::conv1x1_grouped(&mut g, xg, wg, None, 3));
+        let dims = conv1x1::Dims {
+            groups: 3,
+            cin: 5,
+            cout: 4,
+            points: 16 * 11,
+        };
+        let shape = [3 * 4, 5];
+        outputs.push(conv1x1::grad_weight_gemm(3, dims).push(&mut g, "gw", gy, xg, None, &shape));
+        inputs.push((xg, uniform(93, 3 * 15 * 176, -1.0, 1.0)));
+        inputs.push((wg, uniform(94, 60, -1.0, 1.0)));
+        inputs.push((gy, uniform(95, 3 * 12 * 176, -1.0, 1.0)));
         let exe = Executor::compile_tuned(&gpu(), &g, &mut Store::new(), &outputs, tuning).unwrap();
         for (t, data) in &inputs {
             exe.write(*t, data).unwrap();
@@ -109,11 +125,13 @@ fn gemm_reference_agrees_with_plain_matmul() {
         k: 5,
         kb: 1,
         products: 1,
+        nest: gemm::FLAT,
         a: gemm::Operand::rows(false, 5),
         b: gemm::Operand::rows(true, 5),
         ldc: 4,
-        c_batch: 0,
+        c_batch: [0; 3],
         bias: gemm::Bias::None,
+        bias_batch: 0,
     };
     let a = to_f64(&uniform(62, 15, -1.0, 1.0));
     let b = to_f64(&uniform(63, 20, -1.0, 1.0));
@@ -281,4 +299,74 @@ fn gemm_snapshots() {
         &[y],
     );
     insta::assert_snapshot!("conv1x1", rounded(&out[0], 4, 4));
+}
+
+/// A grouped 1×1 convolution is its groups' convolutions side by side, forward and backward;
+/// 16 × 11 positions make the weight gradient of each group deep enough to be split along k.
+#[test]
+fn grouped_conv1x1_matches_its_groups() {
+    let (batch, groups, cin, cout, points) = (3, 3, 5, 4, 16 * 11);
+    let mut g = Graph::new();
+    let x = g.input("x", &[batch, groups * cin, 16, 11]);
+    let w = g.input("w", &[groups * cout, cin, 1, 1]);
+    let b = g.input("b", &[groups * cout]);
+    let y = conv1x1::conv1x1_grouped(&mut g, x, w, Some(b), groups);
+    assert_eq!(g.shape(y), [batch, groups * cout, 16, 11]);
+    let gy_data = uniform(74, batch * groups * cout * points, -1.0, 1.0);
+    let gy = g.constant("gy", &[batch, groups * cout, 16, 11], gy_data.clone());
+    let weighted = sfhead::ops::mul::mul(&mut g, y, gy);
+    let loss = sfhead::ops::reduce::sum(&mut g, weighted, &[0, 1, 2, 3]);
+    let grads = g.backward(loss, &[x, w, b]).unwrap();
+    let keep = [y, grads[0], grads[1], grads[2]];
+    let h = Harness::new(g, &keep);
+    let dx = uniform(75, batch * groups * cin * points, -1.0, 1.0);
+    let dw = uniform(76, groups * cout * cin, -1.0, 1.0);
+    let db = uniform(77, groups * cout, -1.0, 1.0);
+    let out = h.run(&[(x, &dx), (w, &dw), (b, &db)], &keep);
+    let (xf, wf, bf, gyf) = (to_f64(&dx), to_f64(&dw), to_f64(&db), to_f64(&gy_data));
+    let (mut want, mut gx, mut gw, mut gb) = (
+        vec![0.0; gyf.len()],
+        vec![0.0; xf.len()],
+        vec![0.0; wf.len()],
+        vec![0.0; bf.len()],
+    );
+    for s in 0..groups {
+        for bi in 0..batch {
+            for o in 0..cout {
+                let (oc, row) = (s * cout + o, (bi * groups * cout + s * cout + o) * points);
+                for p in 0..points {
+                    let gyv = gyf[row + p];
+                    gb[oc] += gyv;
+                    let mut acc = bf[oc];
+                    for i in 0..cin {
+                        let xi = (bi * groups * cin + s * cin + i) * points + p;
+                        acc += wf[oc * cin + i] * xf[xi];
+                        gx[xi] += wf[oc * cin + i] * gyv;
+                        gw[oc * cin + i] += gyv * xf[xi];
+                    }
+                    want[row + p] = acc;
+                }
+            }
+        }
+    }
+    for (name, got, want) in [
+        ("grouped conv1x1", &out[0], &want),
+        ("grouped conv1x1 grad x", &out[1], &gx),
+        ("grouped conv1x1 grad w", &out[2], &gw),
+        ("grouped conv1x1 grad b", &out[3], &gb),
+    ] {
+        check(name, normwise_error(got, want), REDUCTION_TOL);
+    }
+    let inputs = vec![
+        (vec![2, 6, 3], uniform(78, 36, -1.0, 1.0)),
+        (vec![4, 3], uniform(79, 12, -1.0, 1.0)),
+        (vec![4], uniform(80, 4, -1.0, 1.0)),
+    ];
+    let r = gradcheck(
+        &inputs,
+        |g, x| conv1x1::conv1x1_grouped(g, x[0], x[1], Some(x[2]), 2),
+        1e-2,
+        81,
+    );
+    check("grouped conv1x1 gradcheck", r.worst, 1e-2);
 }

@@ -10,7 +10,7 @@ use sfhead::model::init::Init;
 use sfhead::model::layers::Conv;
 use sfhead::model::unit_gcn::{Ctrgc, Down, UnitGcn, UnitGcnConfig, cpu};
 use sfhead::ops::batch_norm::{BatchNorm, DEFAULT_EPS, DEFAULT_MOMENTUM, Mode};
-use sfhead::ops::{mul, reduce};
+use sfhead::ops::{concat::concat, mul, reduce, reshape::reshape};
 use sfhead::testing::*;
 
 #[path = "../common/state_dict_listing.rs"]
@@ -271,6 +271,22 @@ fn unit_gradients_pass_finite_differences() {
     inputs[30].1 = uniform(541, cout, -0.2, 0.2);
     inputs[31].1 = away_from_zero(542, cout, 0.03, 0.08);
     inputs[32].1 = away_from_zero(543, cout, 1.5, 2.0);
+    // Inputs stand for the parameters here, so the packs are concatenations of them.
+    let stack = |g: &mut Graph, convs: &[Conv]| {
+        let cin = g.shape(convs[0].weight)[1];
+        let flat = |g: &mut Graph, t: TensorId| {
+            let n = g.numel(t);
+            reshape(g, t, &[1, n])
+        };
+        let weights: Vec<TensorId> = convs.iter().map(|c| flat(g, c.weight)).collect();
+        let biases: Vec<TensorId> = convs.iter().map(|c| flat(g, c.bias)).collect();
+        let (weight, bias) = (concat(g, &weights), concat(g, &biases));
+        let total = g.numel(bias);
+        Conv {
+            weight: reshape(g, weight, &[total, cin]),
+            bias: reshape(g, bias, &[total]),
+        }
+    };
     let r = gradcheck(
         &inputs,
         |g, x| {
@@ -291,15 +307,19 @@ fn unit_gradients_pass_finite_differences() {
                 eps: DEFAULT_EPS,
                 momentum: DEFAULT_MOMENTUM,
             };
+            let convs: [Ctrgc; 3] = std::array::from_fn(|i| Ctrgc {
+                conv1: conv(3 + 8 * i),
+                conv2: conv(5 + 8 * i),
+                conv3: conv(7 + 8 * i),
+                conv4: conv(9 + 8 * i),
+            });
             let unit = UnitGcn {
                 pa: x[1],
                 alpha: x[2],
-                convs: std::array::from_fn(|i| Ctrgc {
-                    conv1: conv(3 + 8 * i),
-                    conv2: conv(5 + 8 * i),
-                    conv3: conv(7 + 8 * i),
-                    conv4: conv(9 + 8 * i),
-                }),
+                convs,
+                relations: stack(g, &convs.map(|b| [b.conv1, b.conv2]).concat()),
+                values: stack(g, &convs.map(|b| b.conv3)),
+                conv4s: stack(g, &convs.map(|b| b.conv4)),
                 down: Some(Down {
                     conv: conv(27),
                     bn: bn(g, "down", x[29], x[30]),
