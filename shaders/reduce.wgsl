@@ -9,7 +9,7 @@
 //   reduce_partial: workgroup w = o·chunks + c sums chunk c of output o's elements into dst[w]
 //                   (times `scale` when chunks = 1, so dst is then the result itself).
 //                   Bindings: 1 x, 2 y, 3 m (per output), 4 dst. The summand is chosen by MODE:
-//                   0: x, 1: (x − m[o])², 2: y·(x − m[o]).
+//                   0: x, 1: (x − m[o])², 2: y·(x − m[o]), 3: x·y.
 //   reduce_serial:  invocation o sums the elements of output o in order into dst[o] (times
 //                   `scale`); for many outputs with few elements each (split-K partials), where a
 //                   workgroup tree per output would leave most invocations idle. Bindings as
@@ -17,6 +17,8 @@
 //   reduce_final:   workgroup o sums the `chunks` partials of output o. Bindings: 1 partial, 2 out.
 //   expand:         the transpose of a sum: out[e] = scale · src[kept index of e] for every
 //                   element of the full tensor (contiguous). Bindings: 1 src, 2 out.
+//   expand_mul:     out[e] = scale · src[kept index of e] · x[e], a broadcast product.
+//                   Bindings: 1 src, 2 x, 3 out.
 // Grids are folded over x and y.
 
 override MODE: u32 = 0u;
@@ -103,6 +105,9 @@ fn summand(at: u32, o: u32) -> f32 {
         case 2u: {
             return part_y[at] * (part_x[at] - part_m[o]);
         }
+        case 3u: {
+            return part_x[at] * part_y[at];
+        }
         default: {
             return part_x[at];
         }
@@ -187,6 +192,18 @@ fn reduce_final(
 @group(0) @binding(1) var<storage, read> expand_src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> expand_out: array<f32>;
 
+// Kept coordinates of element e, re-linearised in the kept (output) order. The padding groups
+// (size 1) are skipped: an integer division per group and element is costly on CPU drivers.
+fn kept_index(e: u32) -> u32 {
+    var o = 0u;
+    for (var j = 0; j < 4; j++) {
+        if p.kdim[j] > 1u {
+            o = o * p.kdim[j] + (e / p.kstride[j]) % p.kdim[j];
+        }
+    }
+    return o;
+}
+
 @compute @workgroup_size(256)
 fn expand(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -197,10 +214,22 @@ fn expand(
     if e >= p.total {
         return;
     }
-    // Kept coordinates of element e, re-linearised in the kept (output) order.
-    var o = 0u;
-    for (var j = 0; j < 4; j++) {
-        o = o * p.kdim[j] + (e / p.kstride[j]) % p.kdim[j];
+    expand_out[e] = p.scale * expand_src[kept_index(e)];
+}
+
+@group(0) @binding(1) var<storage, read> bmul_src: array<f32>;
+@group(0) @binding(2) var<storage, read> bmul_x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bmul_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn expand_mul(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let e = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if e >= p.total {
+        return;
     }
-    expand_out[e] = p.scale * expand_src[o];
+    bmul_out[e] = p.scale * bmul_src[kept_index(e)] * bmul_x[e];
 }

@@ -21,8 +21,8 @@ use crate::ops::plane_pool::{PooledAxis, plane_pool};
 use crate::ops::{
     add::add, channel_affine::channel_affine, concat::concat, concat::split,
     group_norm::group_norm, matmul::matmul, mul::mul, mul::scale, pair_stats::pair_stats,
-    permute::permute, plane_conv::plane_conv, reduce::expand, reduce::mean, reshape::reshape,
-    sf_loss, sigmoid::sigmoid, softmax::softmax, weighted_sum::weighted_sum,
+    permute::permute, plane_conv::plane_conv, reduce::broadcast_mul, reduce::mean,
+    reshape::reshape, sf_loss, sigmoid::sigmoid, softmax::softmax, weighted_sum::weighted_sum,
 };
 
 /// Channel groups G of the official code.
@@ -92,22 +92,13 @@ impl Gate {
             unreachable!("gate inputs are (R, q, T, V)")
         };
         let s = self.scale(g, p, mode);
-        let broadcast = match self.pooled {
-            PooledAxis::Time => {
-                let s = reshape(g, s, &[r, q, v]);
-                expand(g, s, &shape, &[2], 1.0)
-            }
-            PooledAxis::Joint => {
-                // The plane's rows are frames and its columns channels.
-                let s = permute(g, s, &[r, t, q], &[0, 2, 1], &[r, q, t]);
-                expand(g, s, &shape, &[3], 1.0)
-            }
-            PooledAxis::Channel => {
-                let s = reshape(g, s, &[r, t, v]);
-                expand(g, s, &shape, &[1], 1.0)
-            }
+        let (s, axis) = match self.pooled {
+            PooledAxis::Time => (reshape(g, s, &[r, q, v]), 2),
+            // The plane's rows are frames and its columns channels.
+            PooledAxis::Joint => (permute(g, s, &[r, t, q], &[0, 2, 1], &[r, q, t]), 3),
+            PooledAxis::Channel => (reshape(g, s, &[r, t, v]), 1),
         };
-        mul(g, p, broadcast)
+        broadcast_mul(g, p, s, &[axis])
     }
 }
 
@@ -209,7 +200,6 @@ impl SfHead {
         let [x1, x2, x3, x4] = chunks[..] else {
             unreachable!("four chunks")
         };
-        let item_shape = [r, q, t, v];
         let per_channel = |g: &mut Graph, p: TensorId| reshape(g, p, &[q]);
 
         // SSTE, temporal: a per-channel gate from the mean over (t, v).
@@ -217,8 +207,7 @@ impl SfHead {
         let mu = mean(g, x1, &[2, 3]);
         let a = channel_affine(g, mu, cw, Some(cb));
         let a = sigmoid(g, a);
-        let a = expand(g, a, &item_shape, &[2, 3], 1.0);
-        let f_t = mul(g, x1, a);
+        let f_t = broadcast_mul(g, x1, a, &[2, 3]);
 
         // SSTE, spatial: GroupNorm (one channel per group, affine), then its own affine.
         let (sw, sb) = (per_channel(g, self.sweight), per_channel(g, self.sbias));

@@ -153,6 +153,8 @@ pub(crate) enum Summand {
     CentredSquare,
     /// y·(x − m[o])
     CentredProduct,
+    /// x·y
+    Product,
 }
 
 /// Records `c[o] = Σ_s partial[s·outputs + o]` over the `splits` partial products of a split-K
@@ -318,6 +320,96 @@ pub fn expand(
         &[out],
     );
     out
+}
+
+/// `x ⊙ s`, with `s` broadcast over the `axes` of x: `s` has the shape `kept_shape(x, axes)`.
+/// The same as `mul(x, expand(s))` bit for bit, without the broadcast tensor; backward, x's
+/// gradient is again a broadcast product and s's a sum of products over the axes.
+pub fn broadcast_mul(g: &mut Graph, x: TensorId, s: TensorId, axes: &[usize]) -> TensorId {
+    let shape = g.shape(x).to_vec();
+    assert_eq!(
+        g.shape(s),
+        kept_shape(&shape, axes),
+        "broadcast_mul: the factor does not match the kept axes of {shape:?}"
+    );
+    AxisSplit::new(&shape, axes);
+    let out = g.activation("broadcast_mul", &shape);
+    g.push(
+        BroadcastMul {
+            axes: axes.to_vec(),
+        },
+        &[s, x],
+        &[out],
+    );
+    out
+}
+
+#[derive(Debug)]
+struct BroadcastMul {
+    axes: Vec<usize>,
+}
+
+/// Σ over `axes` of x ⊙ y, the gradient of a broadcast factor.
+#[derive(Debug)]
+struct SumProduct {
+    axes: Vec<usize>,
+}
+
+impl Op for BroadcastMul {
+    fn name(&self) -> &'static str {
+        "broadcast_mul"
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+        let split = AxisSplit::new(rec.shape(inputs[1]), &self.axes);
+        let params = Params::new(&split, 1.0);
+        rec.dispatch(
+            Kernel::new(shader!("reduce"), "expand_mul"),
+            &params,
+            vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
+            super::elementwise_grid(params.total as usize),
+        );
+    }
+
+    fn backward(
+        &self,
+        g: &mut Graph,
+        ctx: &GradContext<'_>,
+    ) -> Result<Vec<Option<TensorId>>, AutodiffError> {
+        let gy = ctx.grads[0].expect("broadcast_mul has one output");
+        let (s, x) = (ctx.inputs[0], ctx.inputs[1]);
+        let gs = ctx.needs[0].then(|| {
+            let shape = g.shape(s).to_vec();
+            let out = g.activation("sum_product", &shape);
+            let axes = self.axes.clone();
+            g.push(SumProduct { axes }, &[gy, x], &[out]);
+            out
+        });
+        let gx = ctx.needs[1].then(|| broadcast_mul(g, gy, s, &self.axes));
+        Ok(vec![gs, gx])
+    }
+}
+
+impl Op for SumProduct {
+    fn name(&self) -> &'static str {
+        "sum_product"
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
+        let split = AxisSplit::new(rec.shape(inputs[0]), &self.axes);
+        let (x, y) = (arg(inputs[0]), arg(inputs[1]));
+        record_sum(
+            rec,
+            &split,
+            Summand::Product,
+            x,
+            Some(y),
+            None,
+            1.0,
+            arg(outputs[0]),
+            0,
+        );
+    }
 }
 
 impl Op for Reduce {

@@ -89,3 +89,72 @@ fn reduction_snapshot() {
     let out = h.run(&[(x, &fixed(60, 0.3))], &[m]);
     insta::assert_snapshot!("mean_axes_0_2", rounded(&out[0], 4, 4));
 }
+
+/// The broadcast product equals the product with the expanded factor bit for bit, forward and
+/// backward, over kept axes that alternate with the broadcast ones.
+#[test]
+fn broadcast_mul_is_the_product_with_the_expanded_factor() {
+    let axes = [1, 3];
+    let kept = reduce::kept_shape(&SHAPE, &axes);
+    let n: usize = SHAPE.iter().product();
+    let build = |fused: bool| {
+        let mut g = Graph::new();
+        let x = g.input("x", &SHAPE);
+        let s = g.input("s", &kept);
+        let y = if fused {
+            reduce::broadcast_mul(&mut g, x, s, &axes)
+        } else {
+            let e = reduce::expand(&mut g, s, &SHAPE, &axes, 1.0);
+            sfhead::ops::mul::mul(&mut g, x, e)
+        };
+        let w = g.constant("w", &SHAPE, uniform(36, n, -1.0, 1.0));
+        let weighted = sfhead::ops::mul::mul(&mut g, y, w);
+        let loss = reduce::sum(&mut g, weighted, &[0, 1, 2, 3]);
+        let grads = g.backward(loss, &[x, s]).unwrap();
+        let keep = [y, grads[0], grads[1]];
+        let h = Harness::new(g, &keep);
+        let dx = uniform(37, n, -1.0, 1.0);
+        let ds = uniform(38, kept.iter().product(), -1.0, 1.0);
+        h.run(&[(x, &dx), (s, &ds)], &keep)
+    };
+    let (fused, plain) = (build(true), build(false));
+    for (a, b) in fused.iter().zip(&plain) {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(a), bits(b));
+    }
+    let dx = to_f64(&uniform(37, n, -1.0, 1.0));
+    let ds = reduce::cpu::expand(
+        &to_f64(&uniform(38, kept.iter().product(), -1.0, 1.0)),
+        &SHAPE,
+        &axes,
+        1.0,
+    );
+    let want: Vec<f64> = dx.iter().zip(&ds).map(|(a, b)| a * b).collect();
+    check(
+        "broadcast_mul",
+        elementwise_error(&fused[0], &want),
+        ELEMENTWISE_TOL,
+    );
+    let inputs = vec![
+        (vec![2, 3, 4], uniform(39, 24, -1.0, 1.0)),
+        (vec![2, 4], uniform(40, 8, -1.0, 1.0)),
+    ];
+    let r = gradcheck(
+        &inputs,
+        |g, x| reduce::broadcast_mul(g, x[0], x[1], &[1]),
+        1e-2,
+        41,
+    );
+    check("broadcast_mul gradcheck", r.worst, 1e-2);
+}
+
+#[test]
+fn broadcast_mul_snapshot() {
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 3, 4]);
+    let s = g.input("s", &[2, 4]);
+    let y = reduce::broadcast_mul(&mut g, x, s, &[1]);
+    let h = Harness::new(g, &[y]);
+    let out = h.run(&[(x, &fixed(24, 0.3)), (s, &fixed(8, 1.1))], &[y]);
+    insta::assert_snapshot!("broadcast_mul_axis_1", rounded(&out[0], 4, 4));
+}
