@@ -25,8 +25,8 @@ use crate::model::layers::Conv;
 use crate::model::unit_gcn::{Down, normalise_add_down};
 use crate::ops::batch_norm::{BatchNorm, Mode};
 use crate::ops::bmm::bmm;
-use crate::ops::mul::{mul, scale};
-use crate::ops::reduce::{expand, mean};
+use crate::ops::mul::scale;
+use crate::ops::reduce::{broadcast_mul, mean};
 use crate::ops::refine::refine;
 use crate::ops::reshape::reshape;
 use crate::ops::sigmoid::sigmoid;
@@ -205,14 +205,12 @@ impl AaGcnUnit {
 
     /// y·σ(fc2c(relu(fc1c(mean_{T,V} y)))) + y, the gate broadcast over frames and joints.
     fn channel_attention(&self, g: &mut Graph, y: TensorId) -> TensorId {
-        let shape = g.shape(y).to_vec();
         let pooled = mean(g, y, &[2, 3]);
         let h = linear(g, pooled, self.fc1c.weight, Some(self.fc1c.bias));
         let h = relu(g, h);
         let h = linear(g, h, self.fc2c.weight, Some(self.fc2c.bias));
         let gate = sigmoid(g, h);
-        let gate = expand(g, gate, &shape, &[2, 3], 1.0);
-        rescale(g, y, gate)
+        rescale(g, y, gate, &[2, 3])
     }
 }
 
@@ -368,8 +366,7 @@ fn line_attention(g: &mut Graph, y: TensorId, conv: Conv, axis: usize) -> Tensor
     let pooled = reshape(g, pooled, &[b, c, l, 1]);
     let gate = line_gate(g, pooled, conv);
     let gate = reshape(g, gate, &[b, l]);
-    let gate = expand(g, gate, &shape, &[1, other], 1.0);
-    rescale(g, y, gate)
+    rescale(g, y, gate, &[1, other])
 }
 
 /// σ of a Conv1d(C, 1, k, padding (k − 1)/2) along the lines of `pooled` (B, C, L, 1), run
@@ -381,8 +378,8 @@ fn line_gate(g: &mut Graph, pooled: TensorId, conv: Conv) -> TensorId {
     sigmoid(g, h)
 }
 
-/// `y·gate + y`, as the official code writes it.
-fn rescale(g: &mut Graph, y: TensorId, gate: TensorId) -> TensorId {
-    let gated = mul(g, y, gate);
+/// `y·gate + y`, as the official code writes it, the gate broadcast over the `broadcast` axes.
+fn rescale(g: &mut Graph, y: TensorId, gate: TensorId, broadcast: &[usize]) -> TensorId {
+    let gated = broadcast_mul(g, y, gate, broadcast);
     add(g, gated, y)
 }

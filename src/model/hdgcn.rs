@@ -40,9 +40,8 @@ use crate::ops::edge_feature::edge_feature;
 use crate::ops::knn::knn;
 use crate::ops::leaky_relu::leaky_relu;
 use crate::ops::matmul::matmul;
-use crate::ops::mul::mul;
 use crate::ops::permute::permute;
-use crate::ops::reduce::{expand, mean, sum};
+use crate::ops::reduce::{broadcast_mul, expand, mean, sum};
 use crate::ops::reshape::reshape;
 use crate::ops::sigmoid::sigmoid;
 
@@ -241,8 +240,7 @@ impl Aha {
         let att = conv1x1(g, h, weight, Some(self.aggregate.bias));
         let att = sigmoid(g, att);
         let att = permute(g, att, &[b, c, l], &[0, 2, 1], &[b, l, c]);
-        let att = expand(g, att, &shape, &[3, 4], 1.0);
-        let weighted = mul(g, s, att);
+        let weighted = broadcast_mul(g, s, att, &[3, 4]);
         sum(g, weighted, &[1])
     }
 }
