@@ -321,3 +321,21 @@ fn a_packed_parameter_is_not_an_op_input() {
     g.pack("pack", &[a]);
     relu::relu(&mut g, a);
 }
+
+#[test]
+fn a_store_refuses_to_pack_a_parameter_it_keeps_on_its_own() {
+    let gpu = gpu();
+    let mut store = Store::new();
+    let mut plain = Graph::new();
+    let a = plain.parameter("a", &[2], vec![1.0, 2.0]);
+    let y = relu::relu(&mut plain, a);
+    Executor::compile(&gpu, &plain, &mut store, &[y]).unwrap();
+    let mut packed = Graph::new();
+    let a = packed.parameter("a", &[2], vec![1.0, 2.0]);
+    let pack = packed.pack("pack", &[a]);
+    let y = relu::relu(&mut packed, pack);
+    let err = Executor::compile(&gpu, &packed, &mut store, &[y])
+        .err()
+        .unwrap();
+    assert!(matches!(err, CompileError::StorePacking { .. }), "{err}");
+}

@@ -28,6 +28,10 @@ pub enum CompileError {
         stored: Vec<usize>,
         wanted: Vec<usize>,
     },
+    #[error(
+        "stored tensor `{name}` has a buffer of its own, but the graph keeps it in pack `{pack}`"
+    )]
+    StorePacking { name: String, pack: String },
     #[error("`{name}` is not {what}")]
     Access { name: String, what: &'static str },
     #[error("`{name}` holds {expected} values, got {got}")]

@@ -100,8 +100,15 @@ impl Store {
         offset: usize,
     ) -> Result<Arc<Buffer>, CompileError> {
         let buffer = self.buffer_for(gpu, pack)?;
-        if self.known(info)?.is_none() {
-            self.insert(info, buffer.clone(), 4 * offset as u64, true);
+        match self.known(info)? {
+            None => self.insert(info, buffer.clone(), 4 * offset as u64, true),
+            Some(stored) if !Arc::ptr_eq(&stored.buffer, &buffer) => {
+                return Err(CompileError::StorePacking {
+                    name: info.name.clone(),
+                    pack: pack.name.clone(),
+                });
+            }
+            Some(_) => {}
         }
         Ok(buffer)
     }

@@ -159,35 +159,34 @@ pub fn forward_gemm(d: Dims) -> Gemm {
 
 /// g_x3_bsc = Γ_bc·Q_bsc: A = Γ (T×V over (t, u)), B = Q (V×V over (u, v)).
 pub fn grad_x3_gemm(d: Dims) -> Gemm {
-    Gemm {
-        m: d.frames,
-        n: d.joints,
-        k: d.joints,
-        kb: 1,
-        products: d.batch * d.branches * d.channels,
-        nest: [d.channels, d.branches],
-        a: gamma(false, d),
-        b: per_branch_map(false, d.joints, d.vv(), d),
-        ldc: d.joints,
-        c_batch: per_branch_map(false, 0, d.tv(), d).batch,
-        bias: Bias::None,
-        bias_batch: 0,
-    }
+    per_branch_grad(d, (d.frames, d.joints), false, d.vv(), d.tv())
 }
 
 /// g_Q_bsc = Γ_bcᵀ·X3_bsc: A = Γ read transposed (stored T×V), B = x3 (T×V), summed over t.
 pub fn grad_q_gemm(d: Dims) -> Gemm {
+    per_branch_grad(d, (d.joints, d.frames), true, d.tv(), d.vv())
+}
+
+/// One product per (b, s, c) of Γ_bc (transposed if `trans_gamma`), m × k, and a branch's map
+/// of `b_size` elements, V wide; C has `c_size` elements per product, V per row.
+fn per_branch_grad(
+    d: Dims,
+    (m, k): (usize, usize),
+    trans_gamma: bool,
+    b_size: usize,
+    c_size: usize,
+) -> Gemm {
     Gemm {
-        m: d.joints,
+        m,
         n: d.joints,
-        k: d.frames,
+        k,
         kb: 1,
         products: d.batch * d.branches * d.channels,
         nest: [d.channels, d.branches],
-        a: gamma(true, d),
-        b: per_branch_map(false, d.joints, d.tv(), d),
+        a: gamma(trans_gamma, d),
+        b: per_branch_map(false, d.joints, b_size, d),
         ldc: d.joints,
-        c_batch: per_branch_map(false, 0, d.vv(), d).batch,
+        c_batch: per_branch_map(false, 0, c_size, d).batch,
         bias: Bias::None,
         bias_batch: 0,
     }
