@@ -5,16 +5,16 @@
 // h = (o / h_stride) % H, w = (o / w_stride) % W and line index l = (o / l_stride) % L.
 //
 // The max scans the line in order with a strict `>`, so a tie goes to the first index. The
-// backward recomputes that argmax for the line of each x element and gathers, so no index tensor
-// is stored and nothing is scattered: g_x = (g_Z[0] if l is the argmax) + g_Z[1] / L.
+// backward recomputes that argmax once per line and writes the line's gradient, so no index
+// tensor is stored: g_x = (g_Z[0] if l is the argmax) + g_Z[1] / L.
 //
 // Entries (workgroup 256, grids folded over x and y):
 //   pool_forward:  one invocation per plane element (R·H·W). Bindings: 1 x, 2 z.
-//   pool_backward: one invocation per element of x. Bindings: 1 x, 2 gz, 3 gx.
+//   pool_backward: one invocation per plane element, for its line. Bindings: 1 x, 2 gz, 3 gx.
 // Binding 0 is the params block in both.
 
 struct Params {
-    // Invocations of the entry: R·H·W forward, R·Q·T·V backward.
+    // Invocations of the entry: R·H·W, one per line.
     total: u32,
     // Q·T·V, the elements of one item.
     item: u32,
@@ -92,13 +92,14 @@ fn pool_backward(
     if e >= p.total {
         return;
     }
-    let r = e / p.item;
-    let o = e % p.item;
-    let h = (o / p.h_stride) % p.height;
-    let w = (o / p.w_stride) % p.width;
-    let l = (o / p.l_stride) % p.length;
     let plane = p.height * p.width;
-    let at = h * p.width + w;
-    let from_max = select(0.0, bwd_gz[2u * r * plane + at], line_argmax(line_base(r, h, w)) == l);
-    bwd_gx[e] = from_max + bwd_gz[(2u * r + 1u) * plane + at] / f32(p.length);
+    let r = e / plane;
+    let hw = e % plane;
+    let base = line_base(r, hw / p.width, hw % p.width);
+    let argmax = line_argmax(base);
+    let g_max = bwd_gz[2u * r * plane + hw];
+    let g_mean = bwd_gz[(2u * r + 1u) * plane + hw] / f32(p.length);
+    for (var l = 0u; l < p.length; l++) {
+        bwd_gx[base + l * p.l_stride] = select(0.0, g_max, l == argmax) + g_mean;
+    }
 }

@@ -125,13 +125,14 @@ impl Op for PlanePoolGrad {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let n = rec.numel(outputs[0]);
-        let params = Params::new(rec.shape(inputs[0]), self.axis, n);
+        // One invocation per line: the plane elements of the pooled map.
+        let lines = rec.numel(inputs[1]) / 2;
+        let params = Params::new(rec.shape(inputs[0]), self.axis, lines);
         rec.dispatch(
             Kernel::new(shader!("plane_pool"), "pool_backward"),
             &params,
             vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
-            elementwise_grid(n),
+            elementwise_grid(lines),
         );
     }
 }
