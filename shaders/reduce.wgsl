@@ -19,9 +19,14 @@
 //                   element of the full tensor (contiguous). Bindings: 1 src, 2 out.
 //   expand_mul:     out[e] = scale · src[kept index of e] · x[e], a broadcast product.
 //                   Bindings: 1 src, 2 x, 3 out.
+//   With ROWS, an invocation of expand or expand_mul writes a row of `row_len` contiguous
+//   elements (the innermost axis group), the kept index found once and stepped by `row_step`
+//   (1 when that group is kept, 0 when it is broadcast): the same values, no division per
+//   element (for CPU drivers).
 // Grids are folded over x and y.
 
 override MODE: u32 = 0u;
+override ROWS: bool = false;
 
 struct Params {
     outputs: u32,
@@ -30,8 +35,8 @@ struct Params {
     chunk_len: u32,
     scale: f32,
     total: u32,
-    _pad0: u32,
-    _pad1: u32,
+    row_len: u32,
+    row_step: u32,
     kdim: vec4<u32>,
     kstride: vec4<u32>,
     rdim: vec4<u32>,
@@ -204,17 +209,33 @@ fn kept_index(e: u32) -> u32 {
     return o;
 }
 
+// The elements one invocation of a broadcast writes: [first, first + count), kept index o0 of
+// the first, stepping by `step`.
+struct Span {
+    first: u32,
+    count: u32,
+    o0: u32,
+    step: u32,
+}
+
+fn broadcast_span(i: u32) -> Span {
+    if ROWS {
+        let first = i * p.row_len;
+        return Span(first, min(p.row_len, p.total - min(first, p.total)), kept_index(first), p.row_step);
+    }
+    return Span(i, select(0u, 1u, i < p.total), kept_index(min(i, p.total - 1u)), 0u);
+}
+
 @compute @workgroup_size(256)
 fn expand(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if e >= p.total {
-        return;
+    let s = broadcast_span((wid.x + wid.y * nwg.x) * 256u + lid);
+    for (var j = 0u; j < s.count; j++) {
+        expand_out[s.first + j] = p.scale * expand_src[s.o0 + j * s.step];
     }
-    expand_out[e] = p.scale * expand_src[kept_index(e)];
 }
 
 @group(0) @binding(1) var<storage, read> bmul_src: array<f32>;
@@ -227,9 +248,9 @@ fn expand_mul(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if e >= p.total {
-        return;
+    let s = broadcast_span((wid.x + wid.y * nwg.x) * 256u + lid);
+    for (var j = 0u; j < s.count; j++) {
+        let e = s.first + j;
+        bmul_out[e] = p.scale * bmul_src[s.o0 + j * s.step] * bmul_x[e];
     }
-    bmul_out[e] = p.scale * bmul_src[kept_index(e)] * bmul_x[e];
 }

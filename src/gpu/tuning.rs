@@ -33,6 +33,11 @@ pub struct Tuning {
     /// A training BatchNorm of short channels is one dispatch each way (needs
     /// [`SINGLE_DISPATCH_BN_BUFFERS`] storage buffers per shader stage) instead of two or more.
     pub single_dispatch_bn: bool,
+    /// Broadcasts (`expand`, `broadcast_mul`) write a contiguous row per invocation, its
+    /// source index found once per row, instead of one element per invocation: an integer
+    /// division per element is costly on CPU drivers, while GPUs want neighbouring lanes on
+    /// neighbouring elements.
+    pub broadcast_rows: bool,
 }
 
 /// Storage buffers of the single-dispatch BatchNorm kernels (`shaders/batch_norm_stats.wgsl`).
@@ -50,6 +55,7 @@ impl Tuning {
         tree_lanes: 256,
         grouped_sgd: true,
         single_dispatch_bn: true,
+        broadcast_rows: false,
     };
     /// For CPU drivers: direct loads and serial trees.
     pub const CPU: Self = Self {
@@ -58,6 +64,7 @@ impl Tuning {
         tree_lanes: 8,
         grouped_sgd: true,
         single_dispatch_bn: true,
+        broadcast_rows: true,
     };
 
     /// `kernel`, a tree reduction entry with `@workgroup_size(TREE_LANES)`, with the tree's

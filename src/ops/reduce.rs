@@ -102,7 +102,8 @@ struct Params {
     chunk_len: u32,
     scale: f32,
     total: u32,
-    _pad: [u32; 2],
+    row_len: u32,
+    row_step: u32,
     kdim: [u32; 4],
     kstride: [u32; 4],
     rdim: [u32; 4],
@@ -127,6 +128,13 @@ impl Params {
         let (rdim, rstride) = padded(&split.reduced);
         let count = split.count();
         let chunks = count.div_ceil(PER_WORKGROUP).clamp(1, MAX_CHUNKS);
+        // The innermost axis group (stride 1): a broadcast's rows.
+        let kept_inner = split.kept.last().is_some_and(|g| g.1 == 1);
+        let inner = if kept_inner {
+            split.kept.last()
+        } else {
+            split.reduced.last()
+        };
         Self {
             outputs: split.outputs() as u32,
             count: count as u32,
@@ -134,7 +142,8 @@ impl Params {
             chunk_len: count.div_ceil(chunks) as u32,
             scale,
             total: (split.outputs() * count) as u32,
-            _pad: [0; 2],
+            row_len: inner.map_or(1, |g| g.0) as u32,
+            row_step: u32::from(kept_inner),
             kdim,
             kstride,
             rdim,
@@ -344,6 +353,20 @@ pub fn broadcast_mul(g: &mut Graph, x: TensorId, s: TensorId, axes: &[usize]) ->
     out
 }
 
+/// A broadcast entry (`expand`, `expand_mul`) and its grid: a row per invocation where the
+/// tuning says so, else an element.
+fn broadcast_kernel(
+    rec: &Recorder<'_>,
+    entry: &'static str,
+    params: &Params,
+) -> (Kernel, [u32; 3]) {
+    let rows = rec.tuning().broadcast_rows;
+    let per_invocation = if rows { params.row_len } else { 1 };
+    let kernel = Kernel::new(shader!("reduce"), entry).with("ROWS", rows);
+    let grid = super::elementwise_grid((params.total / per_invocation) as usize);
+    (kernel, grid)
+}
+
 #[derive(Debug)]
 struct BroadcastMul {
     axes: Vec<usize>,
@@ -363,12 +386,9 @@ impl Op for BroadcastMul {
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let split = AxisSplit::new(rec.shape(inputs[1]), &self.axes);
         let params = Params::new(&split, 1.0);
-        rec.dispatch(
-            Kernel::new(shader!("reduce"), "expand_mul"),
-            &params,
-            vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
-            super::elementwise_grid(params.total as usize),
-        );
+        let (kernel, grid) = broadcast_kernel(rec, "expand_mul", &params);
+        let args = vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])];
+        rec.dispatch(kernel, &params, args, grid);
     }
 
     fn backward(
@@ -451,13 +471,8 @@ impl Op for Expand {
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let split = AxisSplit::new(&self.shape, &self.axes);
         let params = Params::new(&split, self.scale);
-        let total = params.total as usize;
-        rec.dispatch(
-            Kernel::new(shader!("reduce"), "expand"),
-            &params,
-            vec![arg(inputs[0]), arg(outputs[0])],
-            super::elementwise_grid(total),
-        );
+        let (kernel, grid) = broadcast_kernel(rec, "expand", &params);
+        rec.dispatch(kernel, &params, vec![arg(inputs[0]), arg(outputs[0])], grid);
     }
 
     fn backward(

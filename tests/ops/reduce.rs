@@ -158,3 +158,37 @@ fn broadcast_mul_snapshot() {
     let out = h.run(&[(x, &fixed(24, 0.3)), (s, &fixed(8, 1.1))], &[y]);
     insta::assert_snapshot!("broadcast_mul_axis_1", rounded(&out[0], 4, 4));
 }
+
+/// Broadcasts by row (the CPU tuning) and by element (the GPU one) write the same bits, with the
+/// innermost axis kept or broadcast.
+#[test]
+fn broadcasts_by_row_and_by_element_agree_bit_for_bit() {
+    use sfhead::engine::{Executor, Store};
+    use sfhead::gpu::Tuning;
+    let run = |tuning: Tuning| -> Vec<Vec<u32>> {
+        let mut g = Graph::new();
+        let x = g.input("x", &SHAPE);
+        let mut outputs = Vec::new();
+        let mut inputs = vec![(x, uniform(42, SHAPE.iter().product(), -1.0, 1.0))];
+        for (i, axes) in [vec![3], vec![1, 3], vec![0, 2], vec![2, 3]]
+            .iter()
+            .enumerate()
+        {
+            let kept = reduce::kept_shape(&SHAPE, axes);
+            let s = g.input(&format!("s{i}"), &kept);
+            inputs.push((s, uniform(43 + i as u64, kept.iter().product(), -1.0, 1.0)));
+            outputs.push(reduce::broadcast_mul(&mut g, x, s, axes));
+            outputs.push(reduce::expand(&mut g, s, &SHAPE, axes, 0.5));
+        }
+        let exe = Executor::compile_tuned(&gpu(), &g, &mut Store::new(), &outputs, tuning).unwrap();
+        for (t, data) in &inputs {
+            exe.write(*t, data).unwrap();
+        }
+        exe.run();
+        outputs
+            .iter()
+            .map(|&t| exe.read(t).unwrap().iter().map(|v| v.to_bits()).collect())
+            .collect()
+    };
+    assert_eq!(run(Tuning::GPU), run(Tuning::CPU));
+}
