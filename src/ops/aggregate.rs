@@ -197,10 +197,9 @@ pub mod cpu {
 
     use super::Dims;
 
-    /// Z of the branches' Q and x3.
-    pub fn aggregate(q: &[f64], x3: &[f64], d: Dims) -> Vec<f64> {
+    /// Calls `term(z, q, x3)` with the indices of every product Q·x3 that Z sums.
+    fn terms(d: Dims, mut term: impl FnMut(usize, usize, usize)) {
         let (v, vv, tv) = (d.joints, d.vv(), d.tv());
-        let mut z = vec![0.0; d.batch * d.channels * tv];
         for b in 0..d.batch {
             for c in 0..d.channels {
                 let out = (b * d.channels + c) * tv;
@@ -208,39 +207,31 @@ pub mod cpu {
                     let map = (b * d.branches + s) * d.channels + c;
                     for t in 0..d.frames {
                         for u in 0..v {
-                            z[out + t * v + u] += (0..v)
-                                .map(|w| q[map * vv + u * v + w] * x3[map * tv + t * v + w])
-                                .sum::<f64>();
-                        }
-                    }
-                }
-            }
-        }
-        z
-    }
-
-    /// (g_Q, g_x3) given the gradient `gz` of Z.
-    pub fn aggregate_grad(q: &[f64], x3: &[f64], gz: &[f64], d: Dims) -> (Vec<f64>, Vec<f64>) {
-        let (v, vv, tv) = (d.joints, d.vv(), d.tv());
-        let mut gq = vec![0.0; q.len()];
-        let mut gx3 = vec![0.0; x3.len()];
-        for b in 0..d.batch {
-            for c in 0..d.channels {
-                let out = (b * d.channels + c) * tv;
-                for s in 0..d.branches {
-                    let map = (b * d.branches + s) * d.channels + c;
-                    for t in 0..d.frames {
-                        for u in 0..v {
-                            let gamma = gz[out + t * v + u];
                             for w in 0..v {
-                                gq[map * vv + u * v + w] += gamma * x3[map * tv + t * v + w];
-                                gx3[map * tv + t * v + w] += q[map * vv + u * v + w] * gamma;
+                                term(out + t * v + u, map * vv + u * v + w, map * tv + t * v + w);
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Z of the branches' Q and x3.
+    pub fn aggregate(q: &[f64], x3: &[f64], d: Dims) -> Vec<f64> {
+        let mut z = vec![0.0; d.batch * d.channels * d.tv()];
+        terms(d, |zi, qi, xi| z[zi] += q[qi] * x3[xi]);
+        z
+    }
+
+    /// (g_Q, g_x3) given the gradient `gz` of Z.
+    pub fn aggregate_grad(q: &[f64], x3: &[f64], gz: &[f64], d: Dims) -> (Vec<f64>, Vec<f64>) {
+        let mut gq = vec![0.0; q.len()];
+        let mut gx3 = vec![0.0; x3.len()];
+        terms(d, |zi, qi, xi| {
+            gq[qi] += gz[zi] * x3[xi];
+            gx3[xi] += q[qi] * gz[zi];
+        });
         (gq, gx3)
     }
 }

@@ -2,7 +2,7 @@ use sfhead::engine::Graph;
 use sfhead::ops::{conv1x1, gemm, linear, matmul};
 use sfhead::testing::*;
 
-use crate::fixed;
+use crate::{bits_under, fixed};
 
 /// Odd sizes: none is a multiple of the 64-wide tile or the 16-deep k-tile.
 const M: usize = 67;
@@ -39,7 +39,7 @@ fn matmul_layouts_match_reference() {
 /// direct body's lanes along C's rows, the others along its columns.
 #[test]
 fn gemm_variants_give_identical_bits() {
-    use sfhead::engine::{Executor, Store};
+    use sfhead::engine::TensorId;
     use sfhead::gpu::Tuning;
     let run = |tuning: Tuning| -> Vec<Vec<u32>> {
         let mut g = Graph::new();
@@ -90,15 +90,9 @@ fn gemm_variants_give_identical_bits() {
         inputs.push((xg, uniform(93, 3 * 15 * 176, -1.0, 1.0)));
         inputs.push((wg, uniform(94, 60, -1.0, 1.0)));
         inputs.push((gy, uniform(95, 3 * 12 * 176, -1.0, 1.0)));
-        let exe = Executor::compile_tuned(&gpu(), &g, &mut Store::new(), &outputs, tuning).unwrap();
-        for (t, data) in &inputs {
-            exe.write(*t, data).unwrap();
-        }
-        exe.run();
-        outputs
-            .iter()
-            .map(|&c| exe.read(c).unwrap().iter().map(|v| v.to_bits()).collect())
-            .collect()
+        let inputs: Vec<(TensorId, &[f32])> =
+            inputs.iter().map(|(t, d)| (*t, d.as_slice())).collect();
+        bits_under(tuning, &g, &inputs, &outputs)
     };
     assert_eq!(run(Tuning::GPU), run(Tuning::CPU));
 }

@@ -2,7 +2,7 @@ use sfhead::engine::Graph;
 use sfhead::ops::reduce;
 use sfhead::testing::*;
 
-use crate::fixed;
+use crate::{bits_under, fixed};
 
 const SHAPE: [usize; 4] = [5, 3, 7, 11];
 
@@ -163,7 +163,7 @@ fn broadcast_mul_snapshot() {
 /// innermost axis kept or broadcast.
 #[test]
 fn broadcasts_by_row_and_by_element_agree_bit_for_bit() {
-    use sfhead::engine::{Executor, Store};
+    use sfhead::engine::TensorId;
     use sfhead::gpu::Tuning;
     let run = |tuning: Tuning| -> Vec<Vec<u32>> {
         let mut g = Graph::new();
@@ -180,15 +180,9 @@ fn broadcasts_by_row_and_by_element_agree_bit_for_bit() {
             outputs.push(reduce::broadcast_mul(&mut g, x, s, axes));
             outputs.push(reduce::expand(&mut g, s, &SHAPE, axes, 0.5));
         }
-        let exe = Executor::compile_tuned(&gpu(), &g, &mut Store::new(), &outputs, tuning).unwrap();
-        for (t, data) in &inputs {
-            exe.write(*t, data).unwrap();
-        }
-        exe.run();
-        outputs
-            .iter()
-            .map(|&t| exe.read(t).unwrap().iter().map(|v| v.to_bits()).collect())
-            .collect()
+        let inputs: Vec<(TensorId, &[f32])> =
+            inputs.iter().map(|(t, d)| (*t, d.as_slice())).collect();
+        bits_under(tuning, &g, &inputs, &outputs)
     };
     assert_eq!(run(Tuning::GPU), run(Tuning::CPU));
 }

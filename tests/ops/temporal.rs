@@ -1,4 +1,4 @@
-use sfhead::engine::{Executor, Graph, Store, TensorId};
+use sfhead::engine::{Graph, TensorId};
 use sfhead::gpu::Tuning;
 use sfhead::ops::temporal_conv::{TemporalConvDims, cpu, temporal_conv};
 use sfhead::ops::temporal_max_pool::{self as pool, temporal_max_pool};
@@ -6,7 +6,7 @@ use sfhead::ops::temporal_subsample::{self as sub, conv1x1_strided, temporal_sub
 use sfhead::ops::{conv1x1, mul, reduce};
 use sfhead::testing::*;
 
-use crate::fixed;
+use crate::{bits_under, fixed};
 
 /// `Σ gy ⊙ y` with a constant `gy` of y's shape, so that d loss/d y = gy.
 fn weighted_loss(g: &mut Graph, y: TensorId, gy: &[f32]) -> TensorId {
@@ -38,17 +38,8 @@ fn conv_case(d: TemporalConvDims, seed: u64) {
     let db = uniform(seed + 3, d.cout, -1.0, 1.0);
     let out = h.run(&[(x, &dx), (w, &dw), (b, &db)], &keep);
     // The GPU and CPU variants of the kernel add in the same order: the same bits.
-    let bits = |tuning: Tuning| -> Vec<Vec<u32>> {
-        let exe = Executor::compile_tuned(&gpu(), &h.graph, &mut Store::new(), &keep, tuning)
-            .expect("graph compiles");
-        for (t, data) in [(x, &dx), (w, &dw), (b, &db)] {
-            exe.write(t, data).unwrap();
-        }
-        exe.run();
-        keep.iter()
-            .map(|&t| exe.read(t).unwrap().iter().map(|v| v.to_bits()).collect())
-            .collect()
-    };
+    let inputs: [(TensorId, &[f32]); 3] = [(x, &dx), (w, &dw), (b, &db)];
+    let bits = |tuning: Tuning| bits_under(tuning, &h.graph, &inputs, &keep);
     assert_eq!(
         bits(Tuning::GPU),
         bits(Tuning::CPU),
