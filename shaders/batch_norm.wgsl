@@ -10,7 +10,8 @@
 //       running_var ← (1−μ)·running_var + μ·var·n/(n−1), and num_batches_tracked += 1.
 //       Bindings: 1 mean, 2 var, 3 rstd, 4 running_mean, 5 running_var, 6 num_batches_tracked.
 //   bn_normalize (workgroup 256, one element each): y = (x − mean[c])·rstd[c]·γ[c] + β[c], then
-//       max(y, 0) with RELU. Bindings: 1 x, 2 mean, 3 rstd, 4 gamma, 5 beta, 6 y.
+//       the activation ACT (shaders/lib/activation.wgsl: none, ReLU or sigmoid).
+//       Bindings: 1 x, 2 mean, 3 rstd, 4 gamma, 5 beta, 6 y.
 //   bn_eval_rstd (workgroup 64, one channel each): rstd = 1/√(running_var + eps), so that
 //       evaluation normalises with bn_normalize and the running statistics.
 //       Bindings: 1 running_var, 2 rstd.
@@ -37,7 +38,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-override RELU: bool = false;
+//! include activation
 
 fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * 256u + lid;
@@ -89,11 +90,7 @@ fn bn_normalize(
         return;
     }
     let c = channel_of(i);
-    var y = (norm_x[i] - norm_mean[c]) * norm_rstd[c] * norm_gamma[c] + norm_beta[c];
-    if RELU {
-        y = max(y, 0.0);
-    }
-    norm_y[i] = y;
+    norm_y[i] = activate((norm_x[i] - norm_mean[c]) * norm_rstd[c] * norm_gamma[c] + norm_beta[c]);
 }
 
 @group(0) @binding(1) var<storage, read> eval_running_var: array<f32>;

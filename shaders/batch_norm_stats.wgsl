@@ -9,8 +9,10 @@
 // Element e of channel c is x[(e / inner)·channels·inner + c·inner + e % inner].
 //
 // The element passes compute what batch_norm.wgsl's bn_normalize and bn_grad_input do, in the
-// same order, so both paths give the same bits. With RELU the output is max(y, 0), and the
-// backward masks the incoming gradient by y > 0 before anything else, as relu.wgsl does.
+// same order, so both paths give the same bits. The output takes the activation ACT
+// (shaders/lib/activation.wgsl: none, ReLU or sigmoid), and the backward takes the incoming
+// gradient back through it from the output before anything else, as relu.wgsl and sigmoid.wgsl
+// do.
 //
 // Entries (workgroup TREE_LANES, shaders/lib/tree_sum.wgsl; workgroup c = channel c, grid folded
 // over x and y):
@@ -23,7 +25,7 @@
 //   bn_grad: gβ = Σ g and s = Σ g·(x − mean) in one pass over the channel, gγ = s·rstd, then
 //       gx = γ·rstd·(g − gβ/n − (x − mean)·rstd²·s/n).
 //       Bindings: 1 x, 2 g, 3 mean, 4 rstd, 5 gbeta, 6 ggamma, 7 gamma, 8 gx, 9 y (the forward
-//       output, read with RELU only).
+//       output, read with an activation only).
 
 struct Params {
     total: u32,
@@ -46,7 +48,7 @@ struct Params {
 
 const MAX_CHUNKS: u32 = 16u;
 
-override RELU: bool = false;
+//! include activation
 
 // Chunk sums of up to two quantities: the first at [0, 16), the second at [16, 32).
 var<workgroup> chunk_sums: array<f32, 32>;
@@ -188,11 +190,7 @@ fn bn_train(
     var w = walk_start(lid);
     for (var e = lid; e < p.count; e += TREE_LANES) {
         let i = walk_index(c, w);
-        var y = (st_x[i] - mean) * rstd * gamma + beta;
-        if RELU {
-            y = max(y, 0.0);
-        }
-        st_y[i] = y;
+        st_y[i] = activate((st_x[i] - mean) * rstd * gamma + beta);
         w = walk_next(w);
     }
 }
@@ -207,12 +205,12 @@ fn bn_train(
 @group(0) @binding(8) var<storage, read_write> gs_gx: array<f32>;
 @group(0) @binding(9) var<storage, read> gs_y: array<f32>;
 
-// The incoming gradient at element i, masked by the ReLU's output with RELU.
+// The incoming gradient at element i, taken back through the activation.
 fn grad_at(i: u32) -> f32 {
-    if RELU {
-        return select(0.0, gs_g[i], gs_y[i] > 0.0);
+    if ACT == 0u {
+        return gs_g[i];
     }
-    return gs_g[i];
+    return activation_grad(gs_g[i], gs_y[i]);
 }
 
 @compute @workgroup_size(TREE_LANES)

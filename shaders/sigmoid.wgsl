@@ -11,6 +11,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+//! include activation
+
 fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * 256u + lid;
 }
@@ -26,10 +28,7 @@ fn sigmoid_forward(
 ) {
     let i = element(wid, nwg, lid);
     if i < p.n {
-        let x = fwd_x[i];
-        // e ∈ (0, 1]: σ(x) = 1/(1 + e) for x ≥ 0 and e/(1 + e) for x < 0.
-        let e = exp(-abs(x));
-        fwd_y[i] = select(e, 1.0, x >= 0.0) / (1.0 + e);
+        fwd_y[i] = sigmoid_of(fwd_x[i]);
     }
 }
 

@@ -7,7 +7,7 @@ pub struct Shader {
 
 /// WGSL pieces several shaders share, from `shaders/lib/`: a line `//! include <name>` in a
 /// shader stands for the piece's text.
-const LIBRARY: [(&str, &str); 2] = [
+const LIBRARY: [(&str, &str); 3] = [
     (
         "tree_sum",
         include_str!(concat!(
@@ -20,6 +20,13 @@ const LIBRARY: [(&str, &str); 2] = [
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/shaders/lib/direct_gemm.wgsl"
+        )),
+    ),
+    (
+        "activation",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/shaders/lib/activation.wgsl"
         )),
     ),
 ];

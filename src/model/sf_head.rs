@@ -81,8 +81,7 @@ impl Gate {
     fn scale(&self, g: &mut Graph, p: TensorId, mode: Mode) -> TensorId {
         let z = plane_pool(g, p, self.pooled);
         let conv = plane_conv(g, z, self.conv);
-        let normalised = self.bn.apply(g, conv, mode);
-        sigmoid(g, normalised)
+        self.bn.apply_sigmoid(g, conv, mode)
     }
 
     /// p ⊙ s, with s broadcast over the pooled axis of p (R, q, T, V).

@@ -14,8 +14,9 @@
 //! kernel (six dispatches each way). Both paths add in the same order, so they give the same
 //! bits.
 //!
-//! [`BatchNorm::apply_relu`] is ReLU(BN(x)) as one op: the output is clamped in the same pass,
-//! and the backward masks the incoming gradient by the output before BN's own backward.
+//! [`BatchNorm::apply_relu`] and [`BatchNorm::apply_sigmoid`] are ReLU(BN(x)) and σ(BN(x)) as
+//! one op: the activation is applied in the same pass, and the backward takes the incoming
+//! gradient back through it from the output before BN's own backward.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -70,16 +71,22 @@ impl BatchNorm {
 
     /// Normalises `x` (N, C, ...).
     pub fn apply(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
-        self.apply_then(g, x, mode, false)
+        self.apply_then(g, x, mode, Activation::Identity)
     }
 
     /// ReLU(BN(`x`)), with the same values as [`relu`](super::relu::relu) of [`Self::apply`]
     /// and one dispatch fewer each way.
     pub fn apply_relu(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
-        self.apply_then(g, x, mode, true)
+        self.apply_then(g, x, mode, Activation::Relu)
     }
 
-    fn apply_then(&self, g: &mut Graph, x: TensorId, mode: Mode, relu: bool) -> TensorId {
+    /// σ(BN(`x`)), with the same values as [`sigmoid`](super::sigmoid::sigmoid) of
+    /// [`Self::apply`] and one dispatch fewer each way.
+    pub fn apply_sigmoid(&self, g: &mut Graph, x: TensorId, mode: Mode) -> TensorId {
+        self.apply_then(g, x, mode, Activation::Sigmoid)
+    }
+
+    fn apply_then(&self, g: &mut Graph, x: TensorId, mode: Mode, act: Activation) -> TensorId {
         let shape = g.shape(x).to_vec();
         assert!(shape.len() >= 2, "batch norm needs (N, C, ...)");
         let c = shape[1];
@@ -98,7 +105,7 @@ impl BatchNorm {
                 let op = BatchNormTrain {
                     eps: self.eps,
                     momentum: self.momentum,
-                    relu,
+                    act,
                 };
                 let inputs = [
                     x,
@@ -118,14 +125,7 @@ impl BatchNorm {
                     self.running_mean,
                     self.running_var,
                 ];
-                g.push(
-                    BatchNormEval {
-                        eps: self.eps,
-                        relu,
-                    },
-                    &inputs,
-                    &[y],
-                );
+                g.push(BatchNormEval { eps: self.eps, act }, &inputs, &[y]);
             }
         }
         y
@@ -202,11 +202,20 @@ fn kernel(entry: &'static str) -> Kernel {
     Kernel::new(shader!("batch_norm"), entry)
 }
 
+/// What a BatchNorm applies to its output in the same pass (`ACT` of
+/// `shaders/lib/activation.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activation {
+    Identity = 0,
+    Relu = 1,
+    Sigmoid = 2,
+}
+
 /// A per-channel workgroup entry of `batch_norm_stats.wgsl`.
-fn channel_kernel(rec: &Recorder<'_>, entry: &'static str, relu: bool) -> Kernel {
+fn channel_kernel(rec: &Recorder<'_>, entry: &'static str, act: Activation) -> Kernel {
     rec.tuning()
         .tree(Kernel::new(shader!("batch_norm_stats"), entry))
-        .with("RELU", relu)
+        .with("ACT", act as u32)
 }
 
 /// Whether a training BN of `params` runs as one workgroup per channel, one dispatch each way.
@@ -218,20 +227,19 @@ fn one_dispatch(rec: &Recorder<'_>, params: &Params) -> bool {
 struct BatchNormTrain {
     eps: f32,
     momentum: f32,
-    /// ReLU of the output.
-    relu: bool,
+    act: Activation,
 }
 
 #[derive(Debug)]
 struct BatchNormEval {
     eps: f32,
-    relu: bool,
+    act: Activation,
 }
 
-/// Inputs x, g, mean, rstd, γ, and with `relu` the forward output y.
+/// Inputs x, g, mean, rstd, γ, and with an activation the forward output y.
 #[derive(Debug)]
 struct BatchNormGrad {
-    relu: bool,
+    act: Activation,
 }
 
 impl BatchNormTrain {
@@ -250,7 +258,7 @@ impl BatchNormTrain {
         let params = Params::new(&shape, self.eps, self.momentum);
         if fused {
             rec.dispatch(
-                channel_kernel(rec, "bn_train", self.relu),
+                channel_kernel(rec, "bn_train", self.act),
                 &params,
                 vec![
                     arg(x),
@@ -270,7 +278,7 @@ impl BatchNormTrain {
         let stats = [mean, rstd, running_mean, running_var, tracked];
         record_tree_stats(rec, &params, &shape, x, stats);
         rec.dispatch(
-            kernel("bn_normalize").with("RELU", self.relu),
+            kernel("bn_normalize").with("ACT", self.act as u32),
             &params,
             vec![arg(x), arg(mean), arg(rstd), arg(gamma), arg(beta), arg(y)],
             elementwise_grid(params.total as usize),
@@ -307,9 +315,9 @@ impl Op for BatchNormTrain {
         let ggamma = g.activation("batch_norm_grad.weight", &[c]);
         let gbeta = g.activation("batch_norm_grad.bias", &[c]);
         let mut inputs = vec![x, gy, mean, rstd, gamma];
-        inputs.extend(self.relu.then_some(ctx.outputs[0]));
+        inputs.extend((self.act != Activation::Identity).then_some(ctx.outputs[0]));
         g.push(
-            BatchNormGrad { relu: self.relu },
+            BatchNormGrad { act: self.act },
             &inputs,
             &[gx, ggamma, gbeta],
         );
@@ -340,7 +348,7 @@ impl Op for BatchNormEval {
             params.channel_grid(),
         );
         rec.dispatch(
-            kernel("bn_normalize").with("RELU", self.relu),
+            kernel("bn_normalize").with("ACT", self.act as u32),
             &params,
             vec![
                 arg(x),
@@ -362,7 +370,7 @@ impl Op for BatchNormGrad {
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let fused = one_dispatch(rec, &Params::new(rec.shape(inputs[0]), 0.0, 0.0));
-        record_grad(rec, inputs, outputs, self.relu, fused);
+        record_grad(rec, inputs, outputs, self.act, fused);
     }
 }
 
@@ -371,17 +379,17 @@ fn record_grad(
     rec: &mut Recorder<'_>,
     inputs: &[TensorId],
     outputs: &[TensorId],
-    relu: bool,
+    act: Activation,
     fused: bool,
 ) {
     let (x, gy, mean, rstd, gamma) = (inputs[0], inputs[1], inputs[2], inputs[3], inputs[4]);
-    let y = relu.then(|| inputs[5]);
+    let y = (act != Activation::Identity).then(|| inputs[5]);
     let [gx, ggamma, gbeta] = outputs.try_into().expect("3 outputs");
     let shape = rec.shape(x).to_vec();
     let params = Params::new(&shape, 0.0, 0.0);
     if fused {
         rec.dispatch(
-            channel_kernel(rec, "bn_grad", relu),
+            channel_kernel(rec, "bn_grad", act),
             &params,
             vec![
                 arg(x),
@@ -392,7 +400,7 @@ fn record_grad(
                 arg(ggamma),
                 arg(gamma),
                 arg(gx),
-                // Read with RELU only; the kernel's layout binds a buffer there either way.
+                // Read with an activation only; the kernel's layout binds a buffer there either way.
                 arg(y.unwrap_or(x)),
             ],
             params.workgroup_per_channel_grid(),
@@ -405,7 +413,11 @@ fn record_grad(
                 slot: 2,
                 bytes: 4 * u64::from(params.total),
             };
-            super::relu::record_mask(rec, y, gy, masked.clone());
+            if act == Activation::Sigmoid {
+                super::sigmoid::record_grad(rec, y, gy, masked.clone());
+            } else {
+                super::relu::record_mask(rec, y, gy, masked.clone());
+            }
             masked
         }
         None => arg(gy),
@@ -632,7 +644,7 @@ mod tests {
     #[derive(Debug)]
     struct TrainOn {
         fused: bool,
-        relu: bool,
+        act: Activation,
     }
 
     impl Op for TrainOn {
@@ -648,7 +660,7 @@ mod tests {
             let op = BatchNormTrain {
                 eps: DEFAULT_EPS,
                 momentum: DEFAULT_MOMENTUM,
-                relu: self.relu,
+                act: self.act,
             };
             op.record_path(rec, inputs, outputs, self.fused);
         }
@@ -658,7 +670,7 @@ mod tests {
     #[derive(Debug)]
     struct GradOn {
         fused: bool,
-        relu: bool,
+        act: Activation,
     }
 
     impl Op for GradOn {
@@ -671,17 +683,17 @@ mod tests {
         }
 
         fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-            record_grad(rec, inputs, outputs, self.relu, self.fused);
+            record_grad(rec, inputs, outputs, self.act, self.fused);
         }
     }
 
-    /// Forward and gradients of one BN (with `relu`, ReLU(BN)) on `shape` by both paths,
+    /// Forward and gradients of one BN (with its activation `act`) on `shape` by both paths,
     /// compiled with `tuning`: every output and running statistic of the fused path, then the
     /// same of the tree path, and the dispatch labels.
     fn both_paths(
         shape: &[usize],
         tuning: Tuning,
-        relu: bool,
+        act: Activation,
     ) -> ([Vec<Vec<f32>>; 2], Vec<String>) {
         let c = shape[1];
         let n: usize = shape.iter().product();
@@ -701,13 +713,13 @@ mod tests {
             let mean = g.activation("mean", &[c]);
             let rstd = g.activation("rstd", &[c]);
             let inputs = [x, gamma, beta, running_mean, running_var, tracked];
-            g.push(TrainOn { fused, relu }, &inputs, &[y, mean, rstd]);
+            g.push(TrainOn { fused, act }, &inputs, &[y, mean, rstd]);
             let gx = g.activation("gx", shape);
             let ggamma = g.activation("ggamma", &[c]);
             let gbeta = g.activation("gbeta", &[c]);
             let mut inputs = vec![x, gy, mean, rstd, gamma];
-            inputs.extend(relu.then_some(y));
-            g.push(GradOn { fused, relu }, &inputs, &[gx, ggamma, gbeta]);
+            inputs.extend((act != Activation::Identity).then_some(y));
+            g.push(GradOn { fused, act }, &inputs, &[gx, ggamma, gbeta]);
             let outputs = [y, mean, rstd, gx, ggamma, gbeta];
             keep.extend(outputs);
             per_path.push([&outputs[..], &[running_mean, running_var, tracked]].concat());
@@ -730,14 +742,14 @@ mod tests {
 
     #[test]
     fn fused_batch_norm_takes_one_dispatch_each_way() {
-        for relu in [false, true] {
-            let (_, labels) = both_paths(&[4, 6, 9, 5], Tuning::CPU, relu);
+        for act in [Activation::Identity, Activation::Relu, Activation::Sigmoid] {
+            let (_, labels) = both_paths(&[4, 6, 9, 5], Tuning::CPU, act);
             assert_eq!(dispatches(&labels, "fused"), 1, "{labels:?}");
             assert_eq!(dispatches(&labels, "fused_grad"), 1, "{labels:?}");
             // Two single-pass trees, then the per-channel and the per-element kernel; backward
-            // the ReLU's mask first.
+            // the activation's gradient first.
             assert_eq!(dispatches(&labels, "tree"), 4, "{labels:?}");
-            let mask = usize::from(relu);
+            let mask = usize::from(act != Activation::Identity);
             assert_eq!(dispatches(&labels, "tree_grad"), 4 + mask, "{labels:?}");
         }
     }
@@ -757,15 +769,16 @@ mod tests {
         ];
         for shape in shapes {
             assert!(Params::new(shape, 0.0, 0.0).fused(), "{shape:?}");
-            for (tuning, relu) in [
-                (Tuning::CPU, false),
-                (Tuning::GPU, false),
-                (Tuning::CPU, true),
+            for (tuning, act) in [
+                (Tuning::CPU, Activation::Identity),
+                (Tuning::GPU, Activation::Identity),
+                (Tuning::CPU, Activation::Relu),
+                (Tuning::CPU, Activation::Sigmoid),
             ] {
-                let ([fused, tree], _) = both_paths(shape, tuning, relu);
+                let ([fused, tree], _) = both_paths(shape, tuning, act);
                 for (k, (a, b)) in fused.iter().zip(&tree).enumerate() {
                     let same = a.iter().zip(b).all(|(u, v)| u.to_bits() == v.to_bits());
-                    assert!(same, "{shape:?} {tuning:?} relu {relu}: output {k} differs");
+                    assert!(same, "{shape:?} {tuning:?} {act:?}: output {k} differs");
                 }
             }
         }

@@ -2,7 +2,9 @@
 //! output: σ' = σ·(1 − σ), so no input needs to be kept.
 
 use super::output_grad::{OutputGrad, apply};
-use crate::engine::{Graph, TensorId};
+use super::{CountParams, arg, elementwise_grid};
+use crate::engine::{Arg, Graph, Recorder, TensorId};
+use crate::gpu::Kernel;
 use crate::shader;
 
 /// `σ(x)` elementwise.
@@ -15,6 +17,17 @@ pub fn sigmoid(g: &mut Graph, x: TensorId) -> TensorId {
         backward: "sigmoid_backward",
     };
     apply(g, x, f)
+}
+
+/// Records gx = gy·y·(1 − y) into `gx` from the output y of a sigmoid (a fused one included).
+pub(crate) fn record_grad(rec: &mut Recorder<'_>, y: TensorId, gy: TensorId, gx: Arg) {
+    let n = rec.numel(y);
+    rec.dispatch(
+        Kernel::new(shader!("sigmoid"), "sigmoid_backward"),
+        &CountParams { n: n as u32 },
+        vec![arg(y), arg(gy), gx],
+        elementwise_grid(n),
+    );
 }
 
 pub mod cpu {

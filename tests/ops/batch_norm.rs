@@ -1,6 +1,6 @@
 use sfhead::engine::Graph;
 use sfhead::ops::batch_norm::{BatchNorm, Mode, cpu};
-use sfhead::ops::{mul, reduce, relu};
+use sfhead::ops::{mul, reduce, relu, sigmoid};
 use sfhead::testing::*;
 
 use crate::fixed;
@@ -106,11 +106,17 @@ fn batch_norm_dispatches_follow_the_channel_length() {
     }
 }
 
-/// ReLU(BN) as one op against `relu` of BN, training (output, running statistics, gradients)
-/// and evaluation, bit for bit: on a short channel (one dispatch each way) and a long one (the
-/// tree path).
-#[test]
-fn batch_norm_relu_matches_relu_of_batch_norm_bit_for_bit() {
+/// An activation BatchNorm applies in its own pass, and the same activation as an op of its own.
+#[derive(Debug, Clone, Copy)]
+enum Fused {
+    Relu,
+    Sigmoid,
+}
+
+/// act(BN) as one op against the activation op of BN, training (output, running statistics,
+/// gradients) and evaluation, bit for bit: on a short channel (one dispatch each way) and a long
+/// one (the tree path).
+fn fused_activation_matches_its_op(act: Fused) {
     for shape in [vec![3, 5, 4, 7], vec![1, 2, 70_000]] {
         let n: usize = shape.iter().product();
         let c = shape[1];
@@ -118,38 +124,58 @@ fn batch_norm_relu_matches_relu_of_batch_norm_bit_for_bit() {
             let mut g = Graph::new();
             let x = g.input("x", &shape);
             let bn = BatchNorm::with_weight(&mut g, "bn", uniform(160, c, -1.5, 1.5));
-            let y = if fused {
-                bn.apply_relu(&mut g, x, Mode::Train)
-            } else {
-                let h = bn.apply(&mut g, x, Mode::Train);
-                relu::relu(&mut g, h)
+            let apply = |g: &mut Graph, mode: Mode| match (fused, act) {
+                (true, Fused::Relu) => bn.apply_relu(g, x, mode),
+                (true, Fused::Sigmoid) => bn.apply_sigmoid(g, x, mode),
+                (false, Fused::Relu) => {
+                    let h = bn.apply(g, x, mode);
+                    relu::relu(g, h)
+                }
+                (false, Fused::Sigmoid) => {
+                    let h = bn.apply(g, x, mode);
+                    sigmoid::sigmoid(g, h)
+                }
             };
+            let y = apply(&mut g, Mode::Train);
             let gy = g.constant("gy", &shape, uniform(161, n, -1.0, 1.0));
             let weighted = mul::mul(&mut g, y, gy);
             let loss = reduce::sum(&mut g, weighted, &(0..shape.len()).collect::<Vec<_>>());
             let grads = g.backward(loss, &[x, bn.weight, bn.bias]).unwrap();
-            let eval = if fused {
-                bn.apply_relu(&mut g, x, Mode::Eval)
-            } else {
-                let h = bn.apply(&mut g, x, Mode::Eval);
-                relu::relu(&mut g, h)
-            };
+            let eval = apply(&mut g, Mode::Eval);
             let keep = [&[y, eval][..], &grads].concat();
             let h = Harness::new(g, &keep);
             let mut out = h.run(&[(x, &uniform(162, n, -2.0, 2.0))], &keep);
             out.push(h.exe.read(bn.running_mean).unwrap());
             out.push(h.exe.read(bn.running_var).unwrap());
-            let zeros = out[0].iter().filter(|v| **v == 0.0).count();
-            assert!(
-                zeros > n / 5 && zeros < n * 4 / 5,
-                "{shape:?}: {zeros} of {n} clamped"
-            );
+            match act {
+                Fused::Relu => {
+                    let zeros = out[0].iter().filter(|v| **v == 0.0).count();
+                    assert!(
+                        zeros > n / 5 && zeros < n * 4 / 5,
+                        "{shape:?}: {zeros} of {n} clamped"
+                    );
+                }
+                Fused::Sigmoid => {
+                    let spread = out[0].iter().filter(|v| **v < 0.25 || **v > 0.75).count();
+                    assert!(spread > n / 10, "{shape:?}: σ barely leaves its middle");
+                }
+            }
             out.into_iter()
                 .map(|t| t.into_iter().map(f32::to_bits).collect::<Vec<_>>())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(run(true), run(false), "{shape:?}");
+        assert_eq!(run(true), run(false), "{act:?} {shape:?}");
     }
+}
+
+#[test]
+fn batch_norm_relu_matches_relu_of_batch_norm_bit_for_bit() {
+    fused_activation_matches_its_op(Fused::Relu);
+}
+
+#[test]
+fn batch_norm_sigmoid_matches_sigmoid_of_batch_norm_bit_for_bit() {
+    fused_activation_matches_its_op(Fused::Sigmoid);
 }
 
 #[test]
