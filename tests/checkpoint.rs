@@ -114,3 +114,36 @@ fn batch_norm_counters_are_pytorch_int64_scalars() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A checkpoint from before parameters were packed keeps each packed parameter's momentum under
+/// its own name: loading writes it into its part of the pack's momentum, and nothing is missing.
+#[test]
+fn momenta_of_packed_parameters_load_into_their_pack() {
+    let gpu = gpu();
+    let source = store_with(&[
+        ("a", &[2], 1.0),
+        ("b", &[3], 2.0),
+        ("optim.momentum.a", &[2], 1.5),
+        ("optim.momentum.b", &[3], -2.0),
+    ]);
+    let dir = temp_dir("packed");
+    let path = dir.join("model.safetensors");
+    save(&gpu, &source, &path, &BTreeMap::new()).unwrap();
+
+    let mut g = Graph::new();
+    let a = g.parameter("a", &[2], vec![0.0; 2]);
+    let b = g.parameter("b", &[3], vec![0.0; 3]);
+    g.pack("a+b", &[a, b]);
+    g.state("optim.momentum.a+b", &[5], vec![0.0; 5]);
+    let mut target = Store::new();
+    Executor::compile(&gpu, &g, &mut target, &[]).unwrap();
+    let loaded = load(&gpu, &target, &path).unwrap();
+    assert!(loaded.missing.is_empty(), "{:?}", loaded.missing);
+    assert!(loaded.unexpected.is_empty(), "{:?}", loaded.unexpected);
+    assert_eq!(target.read(&gpu, "b").unwrap(), vec![2.0; 3]);
+    assert_eq!(
+        target.read(&gpu, "optim.momentum.a+b").unwrap(),
+        vec![1.5, 1.5, -2.0, -2.0, -2.0]
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

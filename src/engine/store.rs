@@ -142,6 +142,39 @@ impl Store {
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
+    /// Where the parameter `name` lies if it is packed: its pack's name and its offset in
+    /// elements.
+    pub fn packed_in(&self, name: &str) -> Option<(&str, usize)> {
+        let member = self.entry(name).ok()?;
+        self.entries
+            .iter()
+            .find(|e| !e.listed && Arc::ptr_eq(&e.buffer, &member.buffer))
+            .map(|pack| (pack.name.as_str(), (member.offset / 4) as usize))
+    }
+
+    /// Overwrites `data.len()` values of a tensor from element `offset` on; they must lie
+    /// inside it.
+    pub fn write_part(
+        &self,
+        gpu: &Gpu,
+        name: &str,
+        offset: usize,
+        data: &[f32],
+    ) -> Result<(), StoreError> {
+        let e = self.entry(name)?;
+        let len: usize = e.shape.iter().product();
+        if offset + data.len() > len {
+            return Err(StoreError::Size {
+                name: name.into(),
+                expected: len - offset.min(len),
+                got: data.len(),
+            });
+        }
+        let at = e.offset + 4 * offset as u64;
+        gpu.write_buffer_at(&e.buffer, at, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
     /// Overwrites a tensor (loading a checkpoint); the data must match its shape.
     pub fn write(&self, gpu: &Gpu, name: &str, data: &[f32]) -> Result<(), StoreError> {
         let e = self.entry(name)?;

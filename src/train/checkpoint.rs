@@ -12,6 +12,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use crate::atomic::write_atomic;
 use crate::engine::{Store, StoreError};
 use crate::gpu::Gpu;
+use crate::ops::sgd::momentum_name;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -192,8 +193,12 @@ pub fn load(gpu: &Gpu, store: &Store, path: &Path) -> Result<Loaded, CheckpointE
     };
     let mut names: Vec<&str> = file.names();
     names.sort_unstable();
+    // Elements written so far of each pack's momentum from its members' momenta, as checkpoints
+    // from before the packing keep them.
+    let mut pack_parts: HashMap<String, usize> = HashMap::new();
     for key in names {
-        let Some(shape) = store.shape(key) else {
+        let part = packed_momentum(store, key);
+        let Some(shape) = store.shape(key).or(part.as_ref().map(|p| p.shape)) else {
             out.unexpected.push(key.to_string());
             continue;
         };
@@ -234,13 +239,43 @@ pub fn load(gpu: &Gpu, store: &Store, path: &Path) -> Result<Loaded, CheckpointE
                 ));
             }
         };
-        store.write(gpu, key, &values)?;
+        match part {
+            Some(part) => {
+                store.write_part(gpu, &part.momentum, part.offset, &values)?;
+                *pack_parts.entry(part.momentum).or_default() += values.len();
+            }
+            None => store.write(gpu, key, &values)?,
+        }
         out.loaded.push(key.to_string());
     }
+    let whole = |name: &str| {
+        let len = store.shape(name).map(|s| s.iter().product::<usize>());
+        pack_parts.get(name).is_some_and(|&n| Some(n) == len)
+    };
     out.missing = store
         .names()
-        .filter(|n| !out.loaded.iter().any(|l| l == n))
+        .filter(|n| !out.loaded.iter().any(|l| l == n) && !whole(n))
         .map(str::to_string)
         .collect();
     Ok(out)
+}
+
+/// Where a packed parameter's own momentum goes: its part of its pack's momentum.
+struct MomentumPart<'a> {
+    momentum: String,
+    offset: usize,
+    shape: &'a [usize],
+}
+
+/// The pack momentum part that `key` stands for, if it is the momentum of a packed parameter.
+fn packed_momentum<'a>(store: &'a Store, key: &str) -> Option<MomentumPart<'a>> {
+    let parameter = key.strip_prefix(&momentum_name(""))?;
+    let (pack, offset) = store.packed_in(parameter)?;
+    let momentum = momentum_name(pack);
+    store.shape(&momentum)?;
+    Some(MomentumPart {
+        momentum,
+        offset,
+        shape: store.shape(parameter)?,
+    })
 }
