@@ -105,9 +105,6 @@ pub struct UnitGcn {
     pub pa: TensorId,
     /// (1) scale of the refinement, shared by the branches.
     pub alpha: TensorId,
-    /// The branches' convolutions under their state-dict names. They are packed by kind, and
-    /// the forward reads the packs below.
-    pub convs: [Ctrgc; BRANCHES],
     /// conv1 and conv2 of each branch, in that order, packed: one product of the pooled input.
     pub relations: Conv,
     /// The branches' conv3s packed: one product of the input.
@@ -208,7 +205,7 @@ impl UnitGcn {
         };
         let pa = d.parameter("PA", &[BRANCHES, v, v], adjacency.to_vec());
         let alpha = d.parameter("alpha", &[1], vec![0.0]);
-        let convs = std::array::from_fn(|k| Ctrgc {
+        let convs: [Ctrgc; BRANCHES] = std::array::from_fn(|k| Ctrgc {
             conv1: d.conv(&format!("convs.{k}.conv1"), r, cin),
             conv2: d.conv(&format!("convs.{k}.conv2"), r, cin),
             conv3: d.conv(&format!("convs.{k}.conv3"), cout, cin),
@@ -229,7 +226,6 @@ impl UnitGcn {
         Self {
             pa,
             alpha,
-            convs,
             relations,
             values,
             conv4s,

@@ -124,10 +124,15 @@ fn per_group(groups: usize) -> [usize; 2] {
     [groups, u32::MAX as usize]
 }
 
+/// Strides over products z = b·G + s of a tensor with `size` elements per group and sample.
+fn group_strides(size: usize, groups: usize) -> [usize; 3] {
+    [size, groups * size, 0]
+}
+
 /// An operand of `size` elements per group and sample, `ld` per row.
 fn grouped(trans: bool, ld: usize, size: usize, groups: usize) -> Operand {
     Operand {
-        batch: [size, groups * size, 0],
+        batch: group_strides(size, groups),
         ..Operand::rows(trans, ld)
     }
 }
@@ -151,7 +156,7 @@ pub fn forward_gemm(batch: usize, dims: Dims, bias: bool) -> Gemm {
         a: Operand::batched(false, cin, cout * cin),
         b: grouped(false, points, cin * points, groups),
         ldc: points,
-        c_batch: [cout * points, groups * cout * points, 0],
+        c_batch: group_strides(cout * points, groups),
         bias: if bias { Bias::PerRow } else { Bias::None },
         bias_batch: cout,
     }
@@ -175,7 +180,7 @@ pub fn grad_input_gemm(batch: usize, dims: Dims) -> Gemm {
         a: Operand::batched(true, cin, cout * cin),
         b: grouped(false, points, cout * points, groups),
         ldc: points,
-        c_batch: [cin * points, groups * cin * points, 0],
+        c_batch: group_strides(cin * points, groups),
         bias: Bias::None,
         bias_batch: 0,
     }

@@ -316,7 +316,6 @@ fn unit_gradients_pass_finite_differences() {
             let unit = UnitGcn {
                 pa: x[1],
                 alpha: x[2],
-                convs,
                 relations: stack(g, &convs.map(|b| [b.conv1, b.conv2]).concat()),
                 values: stack(g, &convs.map(|b| b.conv3)),
                 conv4s: stack(g, &convs.map(|b| b.conv4)),
