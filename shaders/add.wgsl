@@ -1,5 +1,5 @@
 // Sums of tensors of the same shape, over n elements.
-// Entries (workgroup 256, one element per invocation, grid folded over x and y):
+// Entries (workgroup 256, SPAN elements per invocation, grid folded over x and y):
 //   add: out = a + b, then max(out, 0) with RELU. Bindings: 0 params, 1 a, 2 b, 3 out.
 //   add_many: out = ((t0 + t1) + t2) + … of TERMS terms, in that order, so that the result has
 //       the bits of a chain of `add`s. With ACCUMULATE, out itself is the first term (the next
@@ -11,6 +11,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+//! include elementwise
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -23,13 +25,15 @@ fn add(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if i < p.n {
-        var v = a[i] + b[i];
-        if RELU {
-            v = max(v, 0.0);
+    for (var k = 0u; k < SPAN; k++) {
+        let i = span_element(wid, nwg, lid, k);
+        if i < p.n {
+            var v = a[i] + b[i];
+            if RELU {
+                v = max(v, 0.0);
+            }
+            out[i] = v;
         }
-        out[i] = v;
     }
 }
 
@@ -51,10 +55,15 @@ fn add_many(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if i >= p.n {
-        return;
+    for (var k = 0u; k < SPAN; k++) {
+        let i = span_element(wid, nwg, lid, k);
+        if i < p.n {
+            sum[i] = terms_at(i);
+        }
     }
+}
+
+fn terms_at(i: u32) -> f32 {
     var acc = t0[i];
     if ACCUMULATE {
         acc = sum[i] + acc;
@@ -77,5 +86,5 @@ fn add_many(
     if TERMS > 6u {
         acc += t6[i];
     }
-    sum[i] = acc;
+    return acc;
 }

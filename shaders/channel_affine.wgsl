@@ -1,6 +1,6 @@
 // Per-channel affine map of a (A, K, rest...) tensor: channel k = (i / inner) % channels of
 // element i, with inner the product of the rest axes (1 when there are none).
-// Entries (workgroup 256, one element per invocation, grid folded over x and y):
+// Entries (workgroup 256, SPAN elements per invocation, grid folded over x and y):
 //   channel_affine: y = x·w[k] + b[k]. Bindings: 1 x, 2 w, 3 b, 4 y.
 //   channel_scale:  y = x·w[k] (no bias; also the data gradient). Bindings: 1 x, 2 w, 3 y.
 // Binding 0 is the params block in both.
@@ -14,9 +14,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * 256u + lid;
-}
+//! include elementwise
 
 fn channel_of(i: u32) -> u32 {
     return (i / p.inner) % p.channels;
@@ -33,10 +31,12 @@ fn channel_affine(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i < p.total {
-        let k = channel_of(i);
-        affine_y[i] = affine_x[i] * affine_w[k] + affine_b[k];
+    for (var k = 0u; k < SPAN; k++) {
+        let i = span_element(wid, nwg, lid, k);
+        if i < p.total {
+            let k = channel_of(i);
+            affine_y[i] = affine_x[i] * affine_w[k] + affine_b[k];
+        }
     }
 }
 
@@ -50,8 +50,10 @@ fn channel_scale(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i < p.total {
-        scale_y[i] = scale_x[i] * scale_w[channel_of(i)];
+    for (var k = 0u; k < SPAN; k++) {
+        let i = span_element(wid, nwg, lid, k);
+        if i < p.total {
+            scale_y[i] = scale_x[i] * scale_w[channel_of(i)];
+        }
     }
 }

@@ -1,25 +1,24 @@
 // Channel concatenation of (B, C_j, ...) tensors along axis 1 and its inverse, up to PARTS ≤ 7
-// parts per dispatch. Part j holds channels [start_j, ends[j]) of the `total`-channel whole
-// (start_0 = lo, start_j = ends[j − 1]); `inner` is the product of the axes after the channels.
-// A dispatch covers the window of channels [lo, lo + window) of the whole: one workgroup per
-// (sample, channel) row of it, rows = B·window, whose invocations copy the row's `inner`
-// contiguous elements; the row's part is found once per workgroup. A concatenation of more than
-// seven parts takes one dispatch per seven.
+// parts per dispatch. A dispatch covers the window of channels [lo, lo + window) of the
+// `total`-channel whole. Within a sample the window is one contiguous run of window·inner
+// elements (inner: the product of the axes after the channels), and part j is the contiguous
+// stretch [start_j, ends[j]) of it (start_0 = 0, start_j = ends[j − 1], in elements), so an
+// element's part is found by comparisons alone: integer divisions run lane by lane on CPU
+// drivers. A concatenation of more than seven parts takes one dispatch per seven.
 //
-// Entries (workgroup 256, grids folded over x and y):
+// Entries (workgroup 256; grid x over the run, SPAN elements per invocation as
+// shaders/lib/elementwise.wgsl lays them out; the sample is wid.y + wid.z·nwg.y):
 //   concat_many: bindings 1–7 the parts (unused ones bound to any buffer), 8 the whole.
 //   split_many: bindings 1 the whole, 2–8 the parts (unused ones bound to buffers never written).
 // Binding 0 is the params block in both.
 
 struct Params {
-    rows: u32,
-    total: u32,
-    inner: u32,
+    batch: u32,
+    // Elements of a sample's window and of a sample of the whole; where the window starts in
+    // a sample of the whole.
+    run: u32,
+    sample: u32,
     lo: u32,
-    window: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
     ends: array<vec4<u32>, 2>,
 }
 
@@ -27,43 +26,36 @@ struct Params {
 
 override PARTS: u32 = 1u;
 
+//! include elementwise
+
 fn end_of(j: u32) -> u32 {
     return p.ends[j / 4u][j % 4u];
 }
 
-// A row of the window: where it starts in the whole, its part, and where it starts in that part.
-struct Row {
-    whole: u32,
-    part: u32,
-    within: u32,
+fn start_of(j: u32) -> u32 {
+    if j == 0u {
+        return 0u;
+    }
+    return end_of(j - 1u);
 }
 
-fn row_at(row: u32) -> Row {
-    let b = row / p.window;
-    let c = p.lo + row % p.window;
+// The part holding element f of the run: the number of part ends at or before it.
+fn part_of(f: u32) -> u32 {
     var j = 0u;
-    while j + 1u < PARTS && c >= end_of(j) {
-        j += 1u;
+    for (var k = 0u; k + 1u < PARTS; k++) {
+        j += select(0u, 1u, f >= end_of(k));
     }
-    var start = p.lo;
-    if j > 0u {
-        start = end_of(j - 1u);
-    }
-    let width = end_of(j) - start;
-    return Row((b * p.total + c) * p.inner, j, (b * width + c - start) * p.inner);
+    return j;
 }
 
-fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.x + wid.y * nwg.x;
+// Where element f of sample b's run sits in part j.
+fn within(j: u32, b: u32, f: u32) -> u32 {
+    let start = start_of(j);
+    return b * (end_of(j) - start) + f - start;
 }
 
-// The workgroup's row, or a part index past every part for workgroups beyond the window.
-fn workgroup_row(wid: vec3<u32>, nwg: vec3<u32>) -> Row {
-    let row = row_of(wid, nwg);
-    if row >= p.rows {
-        return Row(0u, 7u, 0u);
-    }
-    return row_at(row);
+fn sample_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y + wid.z * nwg.y;
 }
 
 @group(0) @binding(1) var<storage, read> in0: array<f32>;
@@ -81,18 +73,26 @@ fn concat_many(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let at = workgroup_row(wid, nwg);
-    let w = at.whole;
-    let q = at.within;
-    switch at.part {
-        case 0u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in0[q + r]; } }
-        case 1u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in1[q + r]; } }
-        case 2u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in2[q + r]; } }
-        case 3u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in3[q + r]; } }
-        case 4u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in4[q + r]; } }
-        case 5u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in5[q + r]; } }
-        case 6u: { for (var r = lid; r < p.inner; r += 256u) { whole_out[w + r] = in6[q + r]; } }
-        default: {}
+    let b = sample_of(wid, nwg);
+    if b >= p.batch {
+        return;
+    }
+    let base = b * p.sample + p.lo;
+    for (var k = 0u; k < SPAN; k++) {
+        let f = span_element(vec3(wid.x, 0u, 0u), nwg, lid, k);
+        if f < p.run {
+            var v: f32;
+            switch part_of(f) {
+                case 0u: { v = in0[within(0u, b, f)]; }
+                case 1u: { v = in1[within(1u, b, f)]; }
+                case 2u: { v = in2[within(2u, b, f)]; }
+                case 3u: { v = in3[within(3u, b, f)]; }
+                case 4u: { v = in4[within(4u, b, f)]; }
+                case 5u: { v = in5[within(5u, b, f)]; }
+                default: { v = in6[within(6u, b, f)]; }
+            }
+            whole_out[base + f] = v;
+        }
     }
 }
 
@@ -111,17 +111,24 @@ fn split_many(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let at = workgroup_row(wid, nwg);
-    let w = at.whole;
-    let q = at.within;
-    switch at.part {
-        case 0u: { for (var r = lid; r < p.inner; r += 256u) { out0[q + r] = whole_in[w + r]; } }
-        case 1u: { for (var r = lid; r < p.inner; r += 256u) { out1[q + r] = whole_in[w + r]; } }
-        case 2u: { for (var r = lid; r < p.inner; r += 256u) { out2[q + r] = whole_in[w + r]; } }
-        case 3u: { for (var r = lid; r < p.inner; r += 256u) { out3[q + r] = whole_in[w + r]; } }
-        case 4u: { for (var r = lid; r < p.inner; r += 256u) { out4[q + r] = whole_in[w + r]; } }
-        case 5u: { for (var r = lid; r < p.inner; r += 256u) { out5[q + r] = whole_in[w + r]; } }
-        case 6u: { for (var r = lid; r < p.inner; r += 256u) { out6[q + r] = whole_in[w + r]; } }
-        default: {}
+    let b = sample_of(wid, nwg);
+    if b >= p.batch {
+        return;
+    }
+    let base = b * p.sample + p.lo;
+    for (var k = 0u; k < SPAN; k++) {
+        let f = span_element(vec3(wid.x, 0u, 0u), nwg, lid, k);
+        if f < p.run {
+            let v = whole_in[base + f];
+            switch part_of(f) {
+                case 0u: { out0[within(0u, b, f)] = v; }
+                case 1u: { out1[within(1u, b, f)] = v; }
+                case 2u: { out2[within(2u, b, f)] = v; }
+                case 3u: { out3[within(3u, b, f)] = v; }
+                case 4u: { out4[within(4u, b, f)] = v; }
+                case 5u: { out5[within(5u, b, f)] = v; }
+                default: { out6[within(6u, b, f)] = v; }
+            }
+        }
     }
 }

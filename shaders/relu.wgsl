@@ -1,5 +1,5 @@
 // relu: y = max(x, 0); its gradient passes where the output is positive.
-// Entries (workgroup 256, one element per invocation, grid folded over x and y):
+// Entries (workgroup 256, SPAN elements per invocation, grid folded over x and y):
 //   relu_forward:  1 x, 2 y
 //   relu_backward: 1 y (the forward output), 2 gy, 3 gx
 // Binding 0 is the params block in both.
@@ -10,6 +10,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+//! include elementwise
+
 @group(0) @binding(1) var<storage, read> fwd_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> fwd_y: array<f32>;
 
@@ -19,9 +21,11 @@ fn relu_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if i < p.n {
-        fwd_y[i] = max(fwd_x[i], 0.0);
+    for (var k = 0u; k < SPAN; k++) {
+        let i = span_element(wid, nwg, lid, k);
+        if i < p.n {
+            fwd_y[i] = max(fwd_x[i], 0.0);
+        }
     }
 }
 
@@ -35,8 +39,10 @@ fn relu_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if i < p.n {
-        bwd_gx[i] = select(0.0, bwd_gy[i], bwd_y[i] > 0.0);
+    for (var k = 0u; k < SPAN; k++) {
+        let i = span_element(wid, nwg, lid, k);
+        if i < p.n {
+            bwd_gx[i] = select(0.0, bwd_gy[i], bwd_y[i] > 0.0);
+        }
     }
 }

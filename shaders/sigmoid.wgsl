@@ -1,6 +1,6 @@
 // sigmoid: y = σ(x) = 1/(1 + e^−x), evaluated through e^−|x| so that no exponential overflows;
 // its gradient g·y·(1 − y) reads the forward output.
-// Entries (workgroup 256, one element per invocation, grid folded over x and y):
+// Entries (workgroup 256, SPAN elements per invocation, grid folded over x and y):
 //   sigmoid_forward:  1 x, 2 y
 //   sigmoid_backward: 1 y (the forward output), 2 gy, 3 gx
 // Binding 0 is the params block in both.
@@ -13,9 +13,7 @@ struct Params {
 
 //! include activation
 
-fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * 256u + lid;
-}
+//! include elementwise
 
 @group(0) @binding(1) var<storage, read> fwd_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> fwd_y: array<f32>;
@@ -26,9 +24,11 @@ fn sigmoid_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i < p.n {
-        fwd_y[i] = sigmoid_of(fwd_x[i]);
+    for (var k = 0u; k < SPAN; k++) {
+        let i = span_element(wid, nwg, lid, k);
+        if i < p.n {
+            fwd_y[i] = sigmoid_of(fwd_x[i]);
+        }
     }
 }
 
@@ -42,9 +42,11 @@ fn sigmoid_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = element(wid, nwg, lid);
-    if i < p.n {
-        let y = bwd_y[i];
-        bwd_gx[i] = bwd_gy[i] * y * (1.0 - y);
+    for (var k = 0u; k < SPAN; k++) {
+        let i = span_element(wid, nwg, lid, k);
+        if i < p.n {
+            let y = bwd_y[i];
+            bwd_gx[i] = bwd_gy[i] * y * (1.0 - y);
+        }
     }
 }

@@ -3,9 +3,9 @@
 // `parts` are read.
 //
 // Entries (workgroup 256; grids folded over x and y):
-//   ws_forward:       one element e per invocation: y[e] = Σ_{i < parts} w[i]·part_i[e], in part
+//   ws_forward:       SPAN elements e per invocation: y[e] = Σ_{i < parts} w[i]·part_i[e], in part
 //                     order. Bindings: 1–4 part_0..part_3, 5 w, 6 y.
-//   ws_grad_part:     one element per invocation: gx = w[index]·g. Bindings: 1 w, 2 g, 3 gx.
+//   ws_grad_part:     SPAN elements per invocation: gx = w[index]·g. Bindings: 1 w, 2 g, 3 gx.
 //   ws_grad_w_partial: workgroup k = i·chunks + c sums g ⊙ part_i over chunk c (chunk_len
 //                     elements) as a tree into dst[k]; with one chunk dst is g_w itself.
 //                     Bindings: 1–4 part_0..part_3, 5 g, 6 dst.
@@ -28,9 +28,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * 256u + lid;
-}
+//! include elementwise
 
 // The parts and the result, shared by ws_forward and ws_grad_w_partial.
 @group(0) @binding(1) var<storage, read> part_0: array<f32>;
@@ -64,15 +62,16 @@ fn ws_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = element(wid, nwg, lid);
-    if e >= p.n {
-        return;
+    for (var k = 0u; k < SPAN; k++) {
+        let e = span_element(wid, nwg, lid, k);
+        if e < p.n {
+            var acc = 0.0;
+            for (var i = 0u; i < p.parts; i++) {
+                acc += fwd_w[i] * part_value(i, e);
+            }
+            out[e] = acc;
+        }
     }
-    var acc = 0.0;
-    for (var i = 0u; i < p.parts; i++) {
-        acc += fwd_w[i] * part_value(i, e);
-    }
-    out[e] = acc;
 }
 
 @group(0) @binding(1) var<storage, read> gp_w: array<f32>;
@@ -85,9 +84,11 @@ fn ws_grad_part(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = element(wid, nwg, lid);
-    if e < p.n {
-        gp_gx[e] = gp_w[p.index] * gp_g[e];
+    for (var k = 0u; k < SPAN; k++) {
+        let e = span_element(wid, nwg, lid, k);
+        if e < p.n {
+            gp_gx[e] = gp_w[p.index] * gp_g[e];
+        }
     }
 }
 

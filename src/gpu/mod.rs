@@ -10,7 +10,9 @@ mod tuning;
 pub use adapter::{AdapterReport, describe_adapters};
 pub use context::{AllocationScope, Gpu, GpuError};
 pub use dispatch::{Binding, Dispatch, Readback, StagingPool};
-pub use shader::{Kernel, ParamsLayout, Shader, expand_includes, grid_1d, params_layouts};
+pub use shader::{
+    Kernel, MAX_WORKGROUPS_PER_DIM, ParamsLayout, Shader, expand_includes, grid_1d, params_layouts,
+};
 pub use tuning::{GemmVariant, KERNELS_ENV, SGD_GROUP, Tuning};
 /// Buffers and submissions are handed around above `src/gpu`, never created or used there.
 pub use wgpu::{Buffer, SubmissionIndex};

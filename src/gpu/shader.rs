@@ -7,7 +7,7 @@ pub struct Shader {
 
 /// WGSL pieces several shaders share, from `shaders/lib/`: a line `//! include <name>` in a
 /// shader stands for the piece's text.
-const LIBRARY: [(&str, &str); 3] = [
+const LIBRARY: [(&str, &str); 4] = [
     (
         "tree_sum",
         include_str!(concat!(
@@ -27,6 +27,13 @@ const LIBRARY: [(&str, &str); 3] = [
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/shaders/lib/activation.wgsl"
+        )),
+    ),
+    (
+        "elementwise",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/shaders/lib/elementwise.wgsl"
         )),
     ),
 ];

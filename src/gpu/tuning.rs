@@ -33,11 +33,15 @@ pub struct Tuning {
     /// A training BatchNorm of short channels is one dispatch each way (needs
     /// [`SINGLE_DISPATCH_BN_BUFFERS`] storage buffers per shader stage) instead of two or more.
     pub single_dispatch_bn: bool,
-    /// Broadcasts (`expand`, `broadcast_mul`) write a contiguous row per invocation, its
-    /// source index found once per row, instead of one element per invocation: an integer
-    /// division per element is costly on CPU drivers, while GPUs want neighbouring lanes on
-    /// neighbouring elements.
-    pub broadcast_rows: bool,
+    /// Broadcasts (`expand`, `broadcast_mul`) and permutations write a contiguous row per
+    /// invocation, its source index found once per row, instead of one element per invocation:
+    /// an integer division per element is costly on CPU drivers, while GPUs want neighbouring
+    /// lanes on neighbouring elements.
+    pub row_invocations: bool,
+    /// Elements per invocation of the elementwise kernels (`shaders/lib/elementwise.wgsl`): 1
+    /// on GPUs; 8 on CPU drivers, where every workgroup costs a fixed setup and eight elements
+    /// per invocation halve the time of a product or a sum.
+    pub elementwise_span: u32,
 }
 
 /// Storage buffers of the single-dispatch BatchNorm kernels (`shaders/batch_norm_stats.wgsl`).
@@ -55,7 +59,8 @@ impl Tuning {
         tree_lanes: 256,
         grouped_sgd: true,
         single_dispatch_bn: true,
-        broadcast_rows: false,
+        row_invocations: false,
+        elementwise_span: 1,
     };
     /// For CPU drivers: direct loads and serial trees.
     pub const CPU: Self = Self {
@@ -64,7 +69,8 @@ impl Tuning {
         tree_lanes: 8,
         grouped_sgd: true,
         single_dispatch_bn: true,
-        broadcast_rows: true,
+        row_invocations: true,
+        elementwise_span: 8,
     };
 
     /// `kernel`, a tree reduction entry with `@workgroup_size(TREE_LANES)`, with the tree's

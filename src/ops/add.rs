@@ -2,7 +2,7 @@
 //! every input unchanged (the same tensor, no copy); autodiff uses [`sum_of`] to sum fan-in.
 //! [`add_relu`] is ReLU(a + b), a residual's end, in one pass.
 
-use super::{CountParams, arg, elementwise_grid};
+use super::{CountParams, arg, dispatch_elementwise};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
@@ -66,11 +66,12 @@ impl Op for Add {
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let n = rec.numel(outputs[0]);
-        rec.dispatch(
+        dispatch_elementwise(
+            rec,
             Kernel::new(shader!("add"), "add").with("RELU", self.relu),
             &CountParams { n: n as u32 },
             vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
-            elementwise_grid(n),
+            n,
         );
     }
 
@@ -102,12 +103,7 @@ impl Op for Sum {
             let mut args: Vec<_> = chunk.iter().copied().map(arg).collect();
             args.resize(SUM_CHUNK, arg(chunk[0]));
             args.push(arg(outputs[0]));
-            rec.dispatch(
-                kernel,
-                &CountParams { n: n as u32 },
-                args,
-                elementwise_grid(n),
-            );
+            dispatch_elementwise(rec, kernel, &CountParams { n: n as u32 }, args, n);
         }
     }
 

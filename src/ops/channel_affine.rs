@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{arg, elementwise_grid, mul, reduce};
+use super::{arg, dispatch_elementwise, mul, reduce};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
@@ -66,11 +66,12 @@ impl Op for ChannelAffine {
             "channel_scale"
         };
         let args = inputs.iter().chain(outputs).copied().map(arg).collect();
-        rec.dispatch(
+        dispatch_elementwise(
+            rec,
             Kernel::new(shader!("channel_affine"), entry),
             &params,
             args,
-            elementwise_grid(total),
+            total,
         );
     }
 

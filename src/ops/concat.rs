@@ -4,9 +4,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::arg;
+use super::{arg, spanned};
 use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
-use crate::gpu::{Kernel, grid_1d};
+use crate::gpu::{Kernel, MAX_WORKGROUPS_PER_DIM};
 use crate::shader;
 
 /// Parts one dispatch reads or writes: with the whole, the eight storage buffers every adapter
@@ -16,14 +16,13 @@ const PARTS_PER_DISPATCH: usize = 7;
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
-    /// (sample, channel) rows of the window, one workgroup each.
-    rows: u32,
-    total: u32,
-    inner: u32,
+    batch: u32,
+    /// Elements of a sample's window of channels, and of a sample of the whole.
+    run: u32,
+    sample: u32,
+    /// Elements before the window in a sample of the whole.
     lo: u32,
-    window: u32,
-    _pad: [u32; 3],
-    /// Where each part's channels end in the whole.
+    /// Where each part ends in a sample's window, in elements.
     ends: [u32; 8],
 }
 
@@ -89,15 +88,13 @@ fn record_parts(rec: &mut Recorder<'_>, whole: TensorId, parts: &[TensorId], int
             end += rec.shape(part)[1];
             *slot = end as u32;
         }
-        let window = end - lo;
+        let run = (end - lo) * inner;
         let params = Params {
-            rows: (batch * window) as u32,
-            total: total as u32,
-            inner: inner as u32,
-            lo: lo as u32,
-            window: window as u32,
-            _pad: [0; 3],
-            ends,
+            batch: batch as u32,
+            run: run as u32,
+            sample: (total * inner) as u32,
+            lo: (lo * inner) as u32,
+            ends: ends.map(|e| e.saturating_sub(lo as u32) * inner as u32),
         };
         let mut args: Vec<Arg> = chunk.iter().copied().map(arg).collect();
         // Unused part bindings: read-only, any part; written, buffers the kernel never stores
@@ -112,12 +109,16 @@ fn record_parts(rec: &mut Recorder<'_>, whole: TensorId, parts: &[TensorId], int
             true => ("split_many", [vec![arg(whole)], args].concat()),
             false => ("concat_many", [args, vec![arg(whole)]].concat()),
         };
-        rec.dispatch(
-            Kernel::new(shader!("concat"), entry).with("PARTS", chunk.len() as u32),
-            &params,
-            args,
-            grid_1d(params.rows),
+        let kernel = Kernel::new(shader!("concat"), entry).with("PARTS", chunk.len() as u32);
+        let (kernel, tiles) = spanned(rec, kernel, run);
+        assert!(
+            tiles <= MAX_WORKGROUPS_PER_DIM as usize,
+            "concat: a sample's {run} elements need more than {MAX_WORKGROUPS_PER_DIM} workgroups"
         );
+        // Samples along y, folded into z beyond the per-dimension limit.
+        let rows = batch.min(MAX_WORKGROUPS_PER_DIM as usize);
+        let grid = [tiles as u32, rows as u32, batch.div_ceil(rows) as u32];
+        rec.dispatch(kernel, &params, args, grid);
         lo = end;
     }
 }

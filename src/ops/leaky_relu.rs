@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{arg, elementwise_grid};
+use super::{arg, dispatch_elementwise};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
@@ -47,11 +47,12 @@ fn record_elementwise(
     let n = rec.numel(output);
     let params = Params { n: n as u32, slope };
     let args = args.into_iter().chain([output]).map(arg).collect();
-    rec.dispatch(
+    dispatch_elementwise(
+        rec,
         Kernel::new(shader!("leaky_relu"), entry),
         &params,
         args,
-        elementwise_grid(n),
+        n,
     );
 }
 

@@ -49,8 +49,10 @@ pub mod temporal_max_pool;
 pub mod temporal_subsample;
 pub mod weighted_sum;
 
-use crate::engine::{Arg, TensorId};
-use crate::gpu::grid_1d;
+use bytemuck::NoUninit;
+
+use crate::engine::{Arg, Recorder, TensorId};
+use crate::gpu::{Kernel, grid_1d};
 
 /// Invocations per workgroup of the elementwise kernels.
 const ELEMENTWISE_WG: usize = 256;
@@ -58,6 +60,26 @@ const ELEMENTWISE_WG: usize = 256;
 /// Grid for one invocation per element.
 pub(crate) fn elementwise_grid(n: usize) -> [u32; 3] {
     grid_1d(n.div_ceil(ELEMENTWISE_WG) as u32)
+}
+
+/// `kernel`, an entry built on `shaders/lib/elementwise.wgsl`, with the adapter's span of
+/// elements per invocation, and the workgroups that cover `n` elements with it.
+pub(crate) fn spanned(rec: &Recorder<'_>, kernel: Kernel, n: usize) -> (Kernel, usize) {
+    let span = rec.tuning().elementwise_span;
+    let workgroups = n.div_ceil(ELEMENTWISE_WG * span as usize);
+    (kernel.with("SPAN", span), workgroups)
+}
+
+/// Records `kernel`, an entry over `n` elements built on `shaders/lib/elementwise.wgsl`.
+pub(crate) fn dispatch_elementwise(
+    rec: &mut Recorder<'_>,
+    kernel: Kernel,
+    params: &impl NoUninit,
+    args: Vec<Arg>,
+    n: usize,
+) {
+    let (kernel, workgroups) = spanned(rec, kernel, n);
+    rec.dispatch(kernel, params, args, grid_1d(workgroups as u32));
 }
 
 pub(crate) fn arg(t: TensorId) -> Arg {

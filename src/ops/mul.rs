@@ -1,6 +1,6 @@
 //! Elementwise product of two tensors of the same shape (gating, weighted losses).
 
-use super::{CountParams, arg, elementwise_grid};
+use super::{CountParams, arg, dispatch_elementwise};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
@@ -31,11 +31,12 @@ impl Op for Mul {
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let n = rec.numel(outputs[0]);
-        rec.dispatch(
+        dispatch_elementwise(
+            rec,
             Kernel::new(shader!("mul"), "mul"),
             &CountParams { n: n as u32 },
             vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
-            elementwise_grid(n),
+            n,
         );
     }
 

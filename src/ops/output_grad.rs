@@ -2,7 +2,7 @@
 //! forward writes y = f(x), the backward reads y and the incoming gradient, so no input needs to
 //! be kept. Each function is a shader with a forward and a backward entry.
 
-use super::{CountParams, arg, elementwise_grid};
+use super::{CountParams, arg, dispatch_elementwise};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::{Kernel, Shader};
 
@@ -32,11 +32,12 @@ pub(crate) fn apply(g: &mut Graph, x: TensorId, f: OutputGrad) -> TensorId {
 fn record(rec: &mut Recorder<'_>, shader: Shader, entry: &'static str, args: Vec<TensorId>) {
     let out = *args.last().expect("an output");
     let n = rec.numel(out);
-    rec.dispatch(
+    dispatch_elementwise(
+        rec,
         Kernel::new(shader, entry),
         &CountParams { n: n as u32 },
         args.into_iter().map(arg).collect(),
-        elementwise_grid(n),
+        n,
     );
 }
 

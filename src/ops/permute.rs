@@ -18,7 +18,8 @@ pub const MAX_RANK: usize = 8;
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
     total: u32,
-    _pad: [u32; 3],
+    rank: u32,
+    _pad: [u32; 2],
     dims: [u32; MAX_RANK],
     strides: [u32; MAX_RANK],
 }
@@ -32,6 +33,24 @@ struct Permute {
 /// The sizes of the permuted view: `view[perm[k]]` for each k.
 pub fn permuted(view: &[usize], perm: &[usize]) -> Vec<usize> {
     perm.iter().map(|&a| view[a]).collect()
+}
+
+/// The output axes of `view` permuted by `perm`, as (size, input stride), with size-1 axes
+/// dropped and neighbours that are neighbours in the input too merged into one; at least one.
+fn output_axes(view: &[usize], perm: &[usize]) -> Vec<(usize, usize)> {
+    let mut axes: Vec<(usize, usize)> = Vec::new();
+    for &axis in perm {
+        let (dim, stride) = (view[axis], view[axis + 1..].iter().product::<usize>());
+        match axes.last_mut() {
+            _ if dim == 1 => {}
+            Some(last) if last.1 == stride * dim => *last = (last.0 * dim, stride),
+            _ => axes.push((dim, stride)),
+        }
+    }
+    if axes.is_empty() {
+        axes.push((1, 1));
+    }
+    axes
 }
 
 /// `x` viewed as `view`, permuted by `perm`, the result viewed as `out_shape`.
@@ -83,23 +102,26 @@ impl Op for Permute {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let rank = self.view.len();
+        let axes = output_axes(&self.view, &self.perm);
+        let rank = axes.len();
         let mut params = Params {
             total: rec.numel(outputs[0]) as u32,
-            _pad: [0; 3],
+            rank: rank as u32,
+            _pad: [0; 2],
             dims: [1; MAX_RANK],
             strides: [0; MAX_RANK],
         };
-        for (k, &axis) in self.perm.iter().enumerate() {
-            params.dims[MAX_RANK - rank + k] = self.view[axis] as u32;
-            params.strides[MAX_RANK - rank + k] =
-                self.view[axis + 1..].iter().product::<usize>() as u32;
+        for (k, &(dim, stride)) in axes.iter().enumerate() {
+            params.dims[MAX_RANK - rank + k] = dim as u32;
+            params.strides[MAX_RANK - rank + k] = stride as u32;
         }
+        let rows = rec.tuning().row_invocations;
+        let per_invocation = if rows { axes[rank - 1].0 } else { 1 };
         rec.dispatch(
-            Kernel::new(shader!("permute"), "permute"),
+            Kernel::new(shader!("permute"), "permute").with("ROWS", rows),
             &params,
             vec![arg(inputs[0]), arg(outputs[0])],
-            elementwise_grid(params.total as usize),
+            elementwise_grid(params.total as usize / per_invocation),
         );
     }
 

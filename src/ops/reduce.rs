@@ -360,7 +360,7 @@ fn broadcast_kernel(
     entry: &'static str,
     params: &Params,
 ) -> (Kernel, [u32; 3]) {
-    let rows = rec.tuning().broadcast_rows;
+    let rows = rec.tuning().row_invocations;
     let per_invocation = if rows { params.row_len } else { 1 };
     let kernel = Kernel::new(shader!("reduce"), entry).with("ROWS", rows);
     let grid = super::elementwise_grid((params.total / per_invocation) as usize);

@@ -1,7 +1,7 @@
 //! ReLU. The backward reads the forward output (positive where the gradient passes), so no mask
 //! is stored.
 
-use super::{CountParams, arg, elementwise_grid};
+use super::{CountParams, arg, dispatch_elementwise};
 use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
@@ -26,11 +26,12 @@ impl Op for Relu {
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let n = rec.numel(outputs[0]);
-        rec.dispatch(
+        dispatch_elementwise(
+            rec,
             Kernel::new(shader!("relu"), "relu_forward"),
             &CountParams { n: n as u32 },
             vec![arg(inputs[0]), arg(outputs[0])],
-            elementwise_grid(n),
+            n,
         );
     }
 
@@ -54,11 +55,12 @@ pub(crate) fn relu_grad(g: &mut Graph, y: TensorId, gy: TensorId) -> TensorId {
 /// Records gx = gy where the ReLU output `y` is positive, else 0.
 pub(crate) fn record_mask(rec: &mut Recorder<'_>, y: TensorId, gy: TensorId, gx: Arg) {
     let n = rec.numel(y);
-    rec.dispatch(
+    dispatch_elementwise(
+        rec,
         Kernel::new(shader!("relu"), "relu_backward"),
         &CountParams { n: n as u32 },
         vec![arg(y), arg(gy), gx],
-        elementwise_grid(n),
+        n,
     );
 }
 

@@ -2,7 +2,7 @@
 //! output: σ' = σ·(1 − σ), so no input needs to be kept.
 
 use super::output_grad::{OutputGrad, apply};
-use super::{CountParams, arg, elementwise_grid};
+use super::{CountParams, arg, dispatch_elementwise};
 use crate::engine::{Arg, Graph, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
@@ -22,11 +22,12 @@ pub fn sigmoid(g: &mut Graph, x: TensorId) -> TensorId {
 /// Records gx = gy·y·(1 − y) into `gx` from the output y of a sigmoid (a fused one included).
 pub(crate) fn record_grad(rec: &mut Recorder<'_>, y: TensorId, gy: TensorId, gx: Arg) {
     let n = rec.numel(y);
-    rec.dispatch(
+    dispatch_elementwise(
+        rec,
         Kernel::new(shader!("sigmoid"), "sigmoid_backward"),
         &CountParams { n: n as u32 },
         vec![arg(y), arg(gy), gx],
-        elementwise_grid(n),
+        n,
     );
 }
 

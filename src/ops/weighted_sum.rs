@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{arg, elementwise_grid};
+use super::{arg, dispatch_elementwise};
 use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::{Kernel, grid_1d};
 use crate::shader;
@@ -102,11 +102,12 @@ impl Op for WeightedSum {
         let n = rec.numel(outputs[0]);
         let mut args = part_args(parts);
         args.extend([arg(*weights), arg(outputs[0])]);
-        rec.dispatch(
+        dispatch_elementwise(
+            rec,
             kernel("ws_forward"),
             &Params::new(n, parts.len(), 0),
             args,
-            elementwise_grid(n),
+            n,
         );
     }
 
@@ -144,11 +145,12 @@ impl Op for GradPart {
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let n = rec.numel(outputs[0]);
         let parts = rec.numel(inputs[0]);
-        rec.dispatch(
+        dispatch_elementwise(
+            rec,
             kernel("ws_grad_part"),
             &Params::new(n, parts, self.index),
             vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
-            elementwise_grid(n),
+            n,
         );
     }
 }

@@ -1,8 +1,11 @@
-use sfhead::engine::Graph;
-use sfhead::ops::{add, mul, relu};
+use sfhead::engine::{Graph, TensorId};
+use sfhead::gpu::Tuning;
+use sfhead::ops::{
+    add, channel_affine, leaky_relu, mul, reduce, relu, sigmoid, tanh, weighted_sum,
+};
 use sfhead::testing::*;
 
-use crate::fixed;
+use crate::{bits_under, fixed};
 
 const SHAPE: [usize; 3] = [3, 7, 13];
 const N: usize = 3 * 7 * 13;
@@ -172,4 +175,58 @@ fn elementwise_snapshots() {
     insta::assert_snapshot!("relu", rounded(&out[2], 4, 6));
     insta::assert_snapshot!("sum_of_three", rounded(&out[3], 4, 6));
     insta::assert_snapshot!("add_relu", rounded(&out[4], 4, 6));
+}
+
+/// Over 4,585 elements (two full workgroups of the CPU tuning's 8 × 256 and a partial third),
+/// every elementwise kernel gives the same bits with eight elements per invocation as with one,
+/// forward and backward.
+#[test]
+fn elementwise_spans_agree_bit_for_bit() {
+    let shape = [5, 7, 131];
+    let n: usize = shape.iter().product();
+    let run = |tuning: Tuning| -> Vec<Vec<u32>> {
+        let mut g = Graph::new();
+        let (a, b) = (g.input("a", &shape), g.input("b", &shape));
+        let (w, bias) = (g.input("w", &[7]), g.input("bias", &[7]));
+        let omega = g.input("omega", &[4]);
+        let r = relu::relu(&mut g, a);
+        let s = sigmoid::sigmoid(&mut g, a);
+        let outputs = vec![
+            add::add(&mut g, a, b),
+            add::add_relu(&mut g, a, b),
+            // Nine terms: a full dispatch, then one accumulating into it.
+            add::sum_of(&mut g, &[a, b, a, b, a, b, a, b, a]),
+            mul::mul(&mut g, a, b),
+            r,
+            s,
+            tanh::tanh(&mut g, b),
+            leaky_relu::leaky_relu(&mut g, b, 0.1),
+            channel_affine::channel_affine(&mut g, a, w, Some(bias)),
+            channel_affine::channel_affine(&mut g, b, w, None),
+            weighted_sum::weighted_sum(&mut g, &[a, b, r, s], omega),
+        ];
+        let total = add::sum_of(&mut g, &outputs);
+        let gy = g.constant("gy", &shape, uniform(3, n, -1.0, 1.0));
+        let weighted = mul::mul(&mut g, total, gy);
+        let loss = reduce::sum(&mut g, weighted, &[0, 1, 2]);
+        let mut kept = outputs.clone();
+        kept.extend(g.backward(loss, &[a, b]).unwrap());
+        let data = [
+            (a, uniform(1, n, -2.0, 2.0)),
+            (b, uniform(2, n, -2.0, 2.0)),
+            (w, uniform(4, 7, -1.0, 1.0)),
+            (bias, uniform(5, 7, -1.0, 1.0)),
+            (omega, vec![0.1, 0.2, 0.3, 0.4]),
+        ];
+        let inputs: Vec<(TensorId, &[f32])> =
+            data.iter().map(|(t, d)| (*t, d.as_slice())).collect();
+        bits_under(tuning, &g, &inputs, &kept)
+    };
+    let (one, eight) = (run(Tuning::GPU), run(Tuning::CPU));
+    assert_eq!(
+        (Tuning::GPU.elementwise_span, Tuning::CPU.elementwise_span),
+        (1, 8)
+    );
+    assert_eq!(one.len(), 13);
+    assert_eq!(one, eight);
 }

@@ -15,15 +15,35 @@ fn weighted_loss(g: &mut Graph, y: TensorId, gy: &[f32]) -> TensorId {
     reduce::sum(g, weighted, &axes)
 }
 
-/// Three parts (one dispatch each way) and nine (two, the second window starting at channel 12).
+/// Three parts (one dispatch each way), nine (two, the second window starting at channel 12),
+/// and three with a sample's window of 12,400 elements (several workgroups per sample).
 #[test]
 fn concat_and_its_slices_match_reference() {
-    concat_case(&[2, 3, 1]);
-    concat_case(&[1, 2, 1, 3, 1, 1, 3, 2, 2]);
+    concat_case(&[2, 3, 1], (3, 5, 7));
+    concat_case(&[1, 2, 1, 3, 1, 1, 3, 2, 2], (3, 5, 7));
+    concat_case(&[5, 9, 2], (2, 31, 25));
 }
 
-fn concat_case(channels: &[usize]) {
-    let (batch, frames, joints) = (3, 5, 7);
+/// Concatenation and split give the same bits under the GPU tuning (an element per invocation)
+/// as under the CPU one (eight).
+#[test]
+fn concat_and_split_agree_across_tunings() {
+    use sfhead::gpu::Tuning;
+    let shape = [3, 11, 9, 29];
+    let n: usize = shape.iter().product();
+    let run = |tuning: Tuning| {
+        let mut g = Graph::new();
+        let x = g.input("x", &shape);
+        let parts = concat::split(&mut g, x, &[4, 1, 6]);
+        let y = concat(&mut g, &[parts[2], parts[0], parts[1], parts[0]]);
+        let data = uniform(620, n, -1.0, 1.0);
+        let keep: Vec<TensorId> = parts.iter().copied().chain([y]).collect();
+        crate::bits_under(tuning, &g, &[(x, &data)], &keep)
+    };
+    assert_eq!(run(Tuning::GPU), run(Tuning::CPU));
+}
+
+fn concat_case(channels: &[usize], (batch, frames, joints): (usize, usize, usize)) {
     let inner = frames * joints;
     let total: usize = channels.iter().sum();
     let mut g = Graph::new();
@@ -229,4 +249,36 @@ fn permute_snapshot() {
     let h = Harness::new(g, &[y]);
     let out = h.run(&[(x, &fixed(24, 0.0))], &[y]);
     insta::assert_snapshot!("permute_201", rounded(&out[0], 4, 6));
+}
+
+/// Views with size-1 axes, neighbours that merge, eight axes, the identity and a last axis of
+/// one: each copy is the reference's exactly, by element (the GPU tuning) and by row (the CPU).
+#[test]
+fn permute_cases_match_reference_under_both_tunings() {
+    use sfhead::gpu::Tuning;
+    let cases: [(&[usize], &[usize]); 6] = [
+        (&[3, 1, 4, 2, 5], &[4, 2, 0, 3, 1]),
+        (&[2, 2, 37, 40], &[0, 2, 1, 3]),
+        (&[2, 3, 4, 5, 6], &[0, 1, 4, 2, 3]),
+        (&[2, 1, 3, 2, 1, 2, 3, 2], &[7, 5, 3, 1, 0, 2, 4, 6]),
+        (&[6, 7, 5], &[0, 1, 2]),
+        (&[4, 9, 1], &[1, 0, 2]),
+    ];
+    for (view, perm) in cases {
+        let n: usize = view.iter().product();
+        let data = uniform(650, n, -1.0, 1.0);
+        let want = permute::cpu::permute(&to_f64(&data), view, perm);
+        for tuning in [Tuning::GPU, Tuning::CPU] {
+            let mut g = Graph::new();
+            let x = g.input("x", &[n]);
+            let y = permute(&mut g, x, view, perm, &[n]);
+            let got = crate::bits_under(tuning, &g, &[(x, &data)], &[y]);
+            let got: Vec<f32> = got[0].iter().map(|&b| f32::from_bits(b)).collect();
+            check(
+                &format!("permute {view:?} by {perm:?}"),
+                elementwise_error(&got, &want),
+                0.0,
+            );
+        }
+    }
 }
