@@ -6,8 +6,8 @@
 // element's part is found by comparisons alone: integer divisions run lane by lane on CPU
 // drivers. A concatenation of more than seven parts takes one dispatch per seven.
 //
-// Entries (workgroup 256; grid x over the run, SPAN elements per invocation as
-// shaders/lib/elementwise.wgsl lays them out; the sample is wid.y + wid.z·nwg.y):
+// Entries (workgroup 256; a sample's run is a row of shaders/lib/elementwise.wgsl, SPAN elements
+// per invocation):
 //   concat_many: bindings 1–7 the parts (unused ones bound to any buffer), 8 the whole.
 //   split_many: bindings 1 the whole, 2–8 the parts (unused ones bound to buffers never written).
 // Binding 0 is the params block in both.
@@ -54,10 +54,6 @@ fn within(j: u32, b: u32, f: u32) -> u32 {
     return b * (end_of(j) - start) + f - start;
 }
 
-fn sample_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.y + wid.z * nwg.y;
-}
-
 @group(0) @binding(1) var<storage, read> in0: array<f32>;
 @group(0) @binding(2) var<storage, read> in1: array<f32>;
 @group(0) @binding(3) var<storage, read> in2: array<f32>;
@@ -73,13 +69,13 @@ fn concat_many(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let b = sample_of(wid, nwg);
+    let b = grid_row(wid, nwg);
     if b >= p.batch {
         return;
     }
     let base = b * p.sample + p.lo;
     for (var k = 0u; k < SPAN; k++) {
-        let f = span_element(vec3(wid.x, 0u, 0u), nwg, lid, k);
+        let f = row_element(wid, lid, k);
         if f < p.run {
             var v: f32;
             switch part_of(f) {
@@ -111,13 +107,13 @@ fn split_many(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let b = sample_of(wid, nwg);
+    let b = grid_row(wid, nwg);
     if b >= p.batch {
         return;
     }
     let base = b * p.sample + p.lo;
     for (var k = 0u; k < SPAN; k++) {
-        let f = span_element(vec3(wid.x, 0u, 0u), nwg, lid, k);
+        let f = row_element(wid, lid, k);
         if f < p.run {
             let v = whole_in[base + f];
             switch part_of(f) {

@@ -8,10 +8,11 @@
 //       Bindings: 1 a, 2 b, 3 dst_ab, 4 dst_aa, 5 dst_bb.
 //   pair_stats_final (workgroup 256, one workgroup per row): sums the `chunks` partials of row i.
 //       Bindings: 1 part_ab, 2 part_aa, 3 part_bb, 4 ab, 5 aa, 6 bb.
-//   pair_stats_backward (workgroup 256, one element per invocation): with the per-row gradients
+//   pair_stats_backward (workgroup 256, rows as shaders/lib/elementwise.wgsl lays them out, SPAN
+//       elements per invocation): with the per-row gradients
 //       broadcast over the row, g_a = g_ab·b + 2·g_aa·a and g_b = g_ab·a + 2·g_bb·b.
 //       Bindings: 1 a, 2 b, 3 g_ab, 4 g_aa, 5 g_bb, 6 g_a, 7 g_b.
-//   pair_stats_backward_side (workgroup 256, one element per invocation): one side only,
+//   pair_stats_backward_side (laid out as pair_stats_backward): one side only,
 //       g_x = g_xy·y + 2·g_xx·x. Bindings: 1 x, 2 y, 3 g_xy, 4 g_xx, 5 g_x.
 // Binding 0 is the params block in all. An output without a gradient has HAS_* = 0 and counts as
 // zero; its binding then holds another gradient so that the layout stays the same.
@@ -25,20 +26,34 @@ struct Params {
     dim: u32,
     chunks: u32,
     chunk_len: u32,
-    total: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+//! include elementwise
+
 var<workgroup> tree: array<vec3<f32>, 256>;
 
-// Sums `value` over the workgroup; every invocation must call it.
+// As shaders/lib/tree_sum.wgsl, for three sums at once: with SERIAL_TREE (CPU drivers, where a
+// barrier switches between all 256 invocations) invocation 0 alone adds the pairs after one
+// barrier, in the parallel tree's order and so with its bits.
+override SERIAL_TREE: bool = false;
+
+// Sums `value` over the workgroup; every invocation must call it, and the result is that of
+// invocation 0.
 fn tree_sum(lid: u32, value: vec3<f32>) -> vec3<f32> {
     tree[lid] = value;
     workgroupBarrier();
+    if SERIAL_TREE {
+        if lid == 0u {
+            for (var s = 128u; s > 0u; s >>= 1u) {
+                for (var i = 0u; i < s; i++) {
+                    tree[i] += tree[i + s];
+                }
+            }
+        }
+        return tree[0];
+    }
     for (var s = 128u; s > 0u; s >>= 1u) {
         if lid < s {
             tree[lid] += tree[lid + s];
@@ -127,18 +142,23 @@ fn pair_stats_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if e >= p.total {
+    let row = grid_row(wid, nwg);
+    if row >= p.rows {
         return;
     }
-    let row = e / p.dim;
     let g_ab = select(0.0, bwd_g_ab[row], HAS_AB != 0u);
     let g_aa = select(0.0, bwd_g_aa[row], HAS_AA != 0u);
     let g_bb = select(0.0, bwd_g_bb[row], HAS_BB != 0u);
-    let x = bwd_a[e];
-    let y = bwd_b[e];
-    bwd_g_a[e] = g_ab * y + 2.0 * g_aa * x;
-    bwd_g_b[e] = g_ab * x + 2.0 * g_bb * y;
+    for (var k = 0u; k < SPAN; k++) {
+        let d = row_element(wid, lid, k);
+        if d < p.dim {
+            let e = row * p.dim + d;
+            let x = bwd_a[e];
+            let y = bwd_b[e];
+            bwd_g_a[e] = g_ab * y + 2.0 * g_aa * x;
+            bwd_g_b[e] = g_ab * x + 2.0 * g_bb * y;
+        }
+    }
 }
 
 @group(0) @binding(1) var<storage, read> side_x: array<f32>;
@@ -153,12 +173,17 @@ fn pair_stats_backward_side(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if e >= p.total {
+    let row = grid_row(wid, nwg);
+    if row >= p.rows {
         return;
     }
-    let row = e / p.dim;
     let g_xy = select(0.0, side_g_xy[row], HAS_AB != 0u);
     let g_xx = select(0.0, side_g_xx[row], HAS_AA != 0u);
-    side_g_x[e] = g_xy * side_y[e] + 2.0 * g_xx * side_x[e];
+    for (var k = 0u; k < SPAN; k++) {
+        let d = row_element(wid, lid, k);
+        if d < p.dim {
+            let e = row * p.dim + d;
+            side_g_x[e] = g_xy * side_y[e] + 2.0 * g_xx * side_x[e];
+        }
+    }
 }

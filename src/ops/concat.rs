@@ -4,9 +4,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{arg, spanned};
+use super::{arg, dispatch_rows};
 use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
-use crate::gpu::{Kernel, MAX_WORKGROUPS_PER_DIM};
+use crate::gpu::Kernel;
 use crate::shader;
 
 /// Parts one dispatch reads or writes: with the whole, the eight storage buffers every adapter
@@ -110,15 +110,7 @@ fn record_parts(rec: &mut Recorder<'_>, whole: TensorId, parts: &[TensorId], int
             false => ("concat_many", [args, vec![arg(whole)]].concat()),
         };
         let kernel = Kernel::new(shader!("concat"), entry).with("PARTS", chunk.len() as u32);
-        let (kernel, tiles) = spanned(rec, kernel, run);
-        assert!(
-            tiles <= MAX_WORKGROUPS_PER_DIM as usize,
-            "concat: a sample's {run} elements need more than {MAX_WORKGROUPS_PER_DIM} workgroups"
-        );
-        // Samples along y, folded into z beyond the per-dimension limit.
-        let rows = batch.min(MAX_WORKGROUPS_PER_DIM as usize);
-        let grid = [tiles as u32, rows as u32, batch.div_ceil(rows) as u32];
-        rec.dispatch(kernel, &params, args, grid);
+        dispatch_rows(rec, kernel, &params, args, (batch, run));
         lo = end;
     }
 }

@@ -52,7 +52,7 @@ pub mod weighted_sum;
 use bytemuck::NoUninit;
 
 use crate::engine::{Arg, Recorder, TensorId};
-use crate::gpu::{Kernel, grid_1d};
+use crate::gpu::{Kernel, MAX_WORKGROUPS_PER_DIM, grid_1d};
 
 /// Invocations per workgroup of the elementwise kernels.
 const ELEMENTWISE_WG: usize = 256;
@@ -68,6 +68,27 @@ pub(crate) fn spanned(rec: &Recorder<'_>, kernel: Kernel, n: usize) -> (Kernel, 
     let span = rec.tuning().elementwise_span;
     let workgroups = n.div_ceil(ELEMENTWISE_WG * span as usize);
     (kernel.with("SPAN", span), workgroups)
+}
+
+/// Records `kernel`, an entry over `rows` rows of `row_len` elements built on
+/// `shaders/lib/elementwise.wgsl` (`grid_row`, `row_element`): grid x covers a row, rows run
+/// along y and fold into z beyond the per-dimension limit.
+pub(crate) fn dispatch_rows(
+    rec: &mut Recorder<'_>,
+    kernel: Kernel,
+    params: &impl NoUninit,
+    args: Vec<Arg>,
+    (rows, row_len): (usize, usize),
+) {
+    let (kernel, tiles) = spanned(rec, kernel, row_len);
+    assert!(
+        tiles <= MAX_WORKGROUPS_PER_DIM as usize,
+        "{}: a row of {row_len} elements needs more than {MAX_WORKGROUPS_PER_DIM} workgroups",
+        kernel.entry
+    );
+    let along_y = rows.clamp(1, MAX_WORKGROUPS_PER_DIM as usize);
+    let grid = [tiles as u32, along_y as u32, rows.div_ceil(along_y) as u32];
+    rec.dispatch(kernel, params, args, grid);
 }
 
 /// Records `kernel`, an entry over `n` elements built on `shaders/lib/elementwise.wgsl`.

@@ -9,7 +9,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{arg, elementwise_grid};
+use super::{arg, dispatch_rows};
 use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::{Kernel, grid_1d};
 use crate::shader;
@@ -26,8 +26,6 @@ struct Params {
     dim: u32,
     chunks: u32,
     chunk_len: u32,
-    total: u32,
-    _pad: [u32; 3],
 }
 
 impl Params {
@@ -39,8 +37,6 @@ impl Params {
             dim: dim as u32,
             chunks: chunks as u32,
             chunk_len: dim.div_ceil(chunks) as u32,
-            total: (rows * dim) as u32,
-            _pad: [0; 3],
         }
     }
 }
@@ -118,15 +114,16 @@ impl Op for PairStats {
         let args = [arg(inputs[0]), arg(inputs[1])]
             .into_iter()
             .chain(firsts.clone());
+        let serial = rec.tuning().serial_trees;
         rec.dispatch(
-            kernel("pair_stats_partial"),
+            kernel("pair_stats_partial").with("SERIAL_TREE", serial),
             &params,
             args.collect(),
             grid_1d(partials as u32),
         );
         if params.chunks > 1 {
             rec.dispatch(
-                kernel("pair_stats_final"),
+                kernel("pair_stats_final").with("SERIAL_TREE", serial),
                 &params,
                 firsts.into_iter().chain(results).collect(),
                 grid_1d(params.rows),
@@ -195,12 +192,8 @@ impl Op for PairStatsGrad {
             .with("HAS_AA", u32::from(self.has_aa))
             .with("HAS_BB", u32::from(self.has_bb));
         let args = inputs.iter().chain(outputs).copied().map(arg).collect();
-        rec.dispatch(
-            kernel,
-            &params,
-            args,
-            elementwise_grid(params.total as usize),
-        );
+        let rows = (params.rows as usize, params.dim as usize);
+        dispatch_rows(rec, kernel, &params, args, rows);
     }
 }
 
@@ -215,12 +208,8 @@ impl Op for PairStatsGradSide {
             .with("HAS_AB", u32::from(self.has_xy))
             .with("HAS_AA", u32::from(self.has_xx));
         let args = inputs.iter().chain(outputs).copied().map(arg).collect();
-        rec.dispatch(
-            kernel,
-            &params,
-            args,
-            elementwise_grid(params.total as usize),
-        );
+        let rows = (params.rows as usize, params.dim as usize);
+        dispatch_rows(rec, kernel, &params, args, rows);
     }
 }
 

@@ -2,11 +2,12 @@
 //! K×K filter w (1, Cin, K, K), K odd, zero padding K/2, stride 1, no bias, giving (R, 1, H, W)
 //! (PyTorch's `Conv2d(Cin, 1, K, padding=K/2, bias=False)`).
 //!
-//! Each output and each data-gradient element is one invocation looping over the taps inside the
-//! plane (a gather, no scatter). The weight gradient sums over all R·H·W outputs, up to millions:
-//! one invocation per (chunk, tap) sums a bounded chunk in order into a scratch partial, and a
-//! tree reduction (`reduce::record_sum`) adds the chunks. No atomics, so results are
-//! deterministic.
+//! An invocation computes four neighbouring outputs of a row, or four data-gradient elements,
+//! looping over the taps inside the plane (a gather, no scatter) with each source row's values
+//! loaded once for all four. The weight gradient sums over all R·H·W outputs, up to millions:
+//! one invocation per (chunk, kernel row) sums a bounded chunk in order into scratch partials for
+//! the row's K taps, and a tree reduction (`reduce::record_sum`) adds the chunks. No atomics, so
+//! results are deterministic.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -16,6 +17,10 @@ use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, Tensor
 use crate::gpu::Kernel;
 use crate::shader;
 
+/// Outputs one forward or data-gradient invocation computes along a row (`TILE` in the shader).
+const TILE: usize = 4;
+/// The largest kernel side the shader's row window holds (`MAX_KSIZE` there).
+pub const MAX_KSIZE: usize = 9;
 /// Least outputs one weight-gradient partial sums, so that a partial does real work.
 const MIN_CHUNK_LEN: usize = 256;
 /// Most partials per weight; more outputs make each chunk longer instead.
@@ -46,17 +51,24 @@ impl Dims {
         (len, self.outputs().div_ceil(len))
     }
 
+    /// Invocations of the forward: a tile of each output row.
+    fn output_tiles(&self) -> usize {
+        self.items * self.height * self.width.div_ceil(TILE)
+    }
+
     fn params(&self, total: usize) -> Params {
         Params {
             total: total as u32,
             channels: self.channels as u32,
             height: self.height as u32,
             width: self.width as u32,
-            ksize: self.ksize as u32,
-            pad: (self.ksize / 2) as u32,
             outputs: self.outputs() as u32,
             chunk_len: self.chunking().0 as u32,
         }
+    }
+
+    fn kernel(&self, entry: &'static str) -> Kernel {
+        Kernel::new(shader!("plane_conv"), entry).with("KSIZE", self.ksize as u32)
     }
 }
 
@@ -67,14 +79,8 @@ struct Params {
     channels: u32,
     height: u32,
     width: u32,
-    ksize: u32,
-    pad: u32,
     outputs: u32,
     chunk_len: u32,
-}
-
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new(shader!("plane_conv"), entry)
 }
 
 #[derive(Debug)]
@@ -102,8 +108,13 @@ pub fn plane_conv(g: &mut Graph, z: TensorId, w: TensorId) -> TensorId {
         "plane conv input must be a non-empty (R, Cin, H, W), got {zs:?}"
     );
     assert!(
-        ws.len() == 4 && ws[0] == 1 && ws[1] == zs[1] && ws[2] == ws[3] && ws[2] % 2 == 1,
-        "plane conv weight must be (1, {}, K, K) with K odd, got {ws:?}",
+        ws.len() == 4
+            && ws[0] == 1
+            && ws[1] == zs[1]
+            && ws[2] == ws[3]
+            && ws[2] % 2 == 1
+            && ws[2] <= MAX_KSIZE,
+        "plane conv weight must be (1, {}, K, K) with K odd and at most {MAX_KSIZE}, got {ws:?}",
         zs[1]
     );
     let dims = Dims {
@@ -124,9 +135,9 @@ impl Op for PlaneConv {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let n = self.dims.outputs();
+        let n = self.dims.output_tiles();
         rec.dispatch(
-            kernel("conv_forward"),
+            self.dims.kernel("conv_forward"),
             &self.dims.params(n),
             vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
             elementwise_grid(n),
@@ -161,9 +172,9 @@ impl Op for PlaneConvGradInput {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
-        let n = rec.numel(outputs[0]);
+        let n = self.dims.output_tiles() * self.dims.channels;
         rec.dispatch(
-            kernel("conv_grad_input"),
+            self.dims.kernel("conv_grad_input"),
             &self.dims.params(n),
             vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
             elementwise_grid(n),
@@ -189,9 +200,9 @@ impl Op for PlaneConvGradWeight {
                 bytes: (4 * chunks * taps) as u64,
             }
         };
-        let n = chunks * taps;
+        let n = chunks * self.dims.channels * self.dims.ksize;
         rec.dispatch(
-            kernel("conv_grad_weight"),
+            self.dims.kernel("conv_grad_weight"),
             &self.dims.params(n),
             vec![arg(inputs[0]), arg(inputs[1]), partials.clone()],
             elementwise_grid(n),

@@ -194,7 +194,8 @@ fn sizes(
 #[test]
 fn plane_conv_matches_reference_on_gate_planes() {
     // SF-Head's gates (Cin = 2, K = 7) on odd planes, the degenerate 2×25 and 64×2 planes where
-    // the kernel mostly sees padding, a plane smaller than the kernel, and other Cin and K.
+    // the kernel mostly sees padding, a plane smaller than the kernel, and other Cin and K (up
+    // to the largest, 9, on a plane wider than the four outputs an invocation computes).
     let cases = [
         sizes(3, 2, (9, 11), 7),
         sizes(3, 2, (2, 25), 7),
@@ -203,6 +204,7 @@ fn plane_conv_matches_reference_on_gate_planes() {
         sizes(3, 3, (7, 5), 3),
         sizes(2, 1, (5, 6), 5),
         sizes(2, 2, (4, 3), 1),
+        sizes(2, 2, (6, 13), 9),
     ];
     for (i, s) in cases.into_iter().enumerate() {
         conv_case(s, 700 + 10 * i as u64);
@@ -243,6 +245,15 @@ fn plane_conv_refuses_an_even_kernel() {
     let mut g = Graph::new();
     let z = g.input("z", &[1, 2, 4, 4]);
     let w = g.input("w", &[1, 2, 4, 4]);
+    plane_conv(&mut g, z, w);
+}
+
+#[test]
+#[should_panic(expected = "at most 9")]
+fn plane_conv_refuses_a_kernel_wider_than_its_window() {
+    let mut g = Graph::new();
+    let z = g.input("z", &[1, 2, 4, 4]);
+    let w = g.input("w", &[1, 2, 11, 11]);
     plane_conv(&mut g, z, w);
 }
 

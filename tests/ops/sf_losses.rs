@@ -215,6 +215,33 @@ fn pair_stats_case(n: usize, dim: usize, used: [bool; 3], seed: u64) {
     }
 }
 
+/// The GPU tuning (parallel trees, an element per invocation in the backward) and the CPU one
+/// (serial trees, eight elements) give the same bits: the three sums, both sides' gradients and
+/// one side's alone.
+#[test]
+fn pair_stats_agrees_across_tunings() {
+    use sfhead::gpu::Tuning;
+    let (n, dim) = (3, 9001);
+    let run = |tuning: Tuning| {
+        let mut g = Graph::new();
+        let (a, b) = (g.input("a", &[n, dim]), g.input("b", &[n, dim]));
+        let [ab, aa, bb] = pair_stats(&mut g, a, b);
+        let both = weighted(&mut g, ab, &uniform(5, n, -1.0, 1.0));
+        let one = weighted(&mut g, aa, &uniform(6, n, -1.0, 1.0));
+        let loss = add::add(&mut g, both, one);
+        let grads = g.backward(loss, &[a, b]).unwrap();
+        let [ga, gb] = grads[..] else { unreachable!() };
+        let side = g.backward(one, &[a]).unwrap()[0];
+        let (da, db) = (
+            uniform(7, n * dim, -1.0, 1.0),
+            uniform(8, n * dim, -1.0, 1.0),
+        );
+        let keep = [ab, aa, bb, ga, gb, side];
+        crate::bits_under(tuning, &g, &[(a, &da), (b, &db)], &keep)
+    };
+    assert_eq!(run(Tuning::GPU), run(Tuning::CPU));
+}
+
 #[test]
 fn pair_stats_matches_reference() {
     pair_stats_case(1, 1, [true; 3], 10);
