@@ -41,8 +41,10 @@ struct Params {
     kstride: vec4<u32>,
     rdim: vec4<u32>,
     rstride: vec4<u32>,
-    // 256, the stride of reduce_partial's invocations, as digits over rdim.
+    // 256, the stride of reduce_partial's lanes, and TREE_LANES, the stride between the lanes
+    // one invocation plays, as digits over rdim.
     rstep: vec4<u32>,
+    lstep: vec4<u32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -153,14 +155,17 @@ fn reduce_partial(
     let start = (w % p.chunks) * p.chunk_len;
     let end = min(start + p.chunk_len, p.count);
     let base = kept_offset(o);
+    // The first element of each lane: found once, then stepped from lane to lane.
+    var first = reduced_digits(start + lid);
     for (var lane = lid; lane < 256u; lane += TREE_LANES) {
         var acc = 0.0;
-        var d = reduced_digits(start + lane);
+        var d = first;
         for (var e = start + lane; e < end; e += 256u) {
             acc += summand(base + digits_offset(d), o);
             d = advance(d, p.rstep);
         }
         tree[lane] = acc;
+        first = advance(first, p.lstep);
     }
     let sum = tree_total(lid);
     if lid == 0u {

@@ -109,6 +109,7 @@ struct Params {
     rdim: [u32; 4],
     rstride: [u32; 4],
     rstep: [u32; 4],
+    lstep: [u32; 4],
 }
 
 /// `n` as digits over `dims` (the last varying fastest; the first takes what is left).
@@ -149,6 +150,7 @@ impl Params {
             rdim,
             rstride,
             rstep: digits(WORKGROUP as u32, rdim),
+            lstep: [0; 4],
         }
     }
 }
@@ -226,8 +228,12 @@ pub(crate) fn record_sum(
     dst: Arg,
     partial_slot: usize,
 ) {
-    let params = Params::new(split, scale);
     let tuning = rec.tuning();
+    let params = Params::new(split, scale);
+    let params = Params {
+        lstep: digits(tuning.tree_lanes, params.rdim),
+        ..params
+    };
     let outputs = params.outputs as usize;
     let chunks = params.chunks as usize;
     if split.count() <= SERIAL_MAX_COUNT && outputs >= SERIAL_MIN_OUTPUTS {
