@@ -28,6 +28,10 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// Parts of the forward, so that its loop over them unrolls and each part's binding is read
+// directly.
+override PARTS: u32 = 1u;
+
 //! include elementwise
 
 // The parts and the result, shared by ws_forward and ws_grad_w_partial.
@@ -66,7 +70,7 @@ fn ws_forward(
         let e = span_element(wid, nwg, lid, k);
         if e < p.n {
             var acc = 0.0;
-            for (var i = 0u; i < p.parts; i++) {
+            for (var i = 0u; i < PARTS; i++) {
                 acc += fwd_w[i] * part_value(i, e);
             }
             out[e] = acc;
@@ -109,9 +113,29 @@ fn ws_grad_w_partial(
     let i = k / p.chunks;
     let start = (k % p.chunks) * p.chunk_len;
     let end = min(start + p.chunk_len, p.n);
+    // The part is the same for the whole workgroup: chosen once, outside the loop.
     var acc = 0.0;
-    for (var e = start + lid; e < end; e += 256u) {
-        acc += gw_g[e] * part_value(i, e);
+    switch i {
+        case 0u: {
+            for (var e = start + lid; e < end; e += 256u) {
+                acc += gw_g[e] * part_0[e];
+            }
+        }
+        case 1u: {
+            for (var e = start + lid; e < end; e += 256u) {
+                acc += gw_g[e] * part_1[e];
+            }
+        }
+        case 2u: {
+            for (var e = start + lid; e < end; e += 256u) {
+                acc += gw_g[e] * part_2[e];
+            }
+        }
+        default: {
+            for (var e = start + lid; e < end; e += 256u) {
+                acc += gw_g[e] * part_3[e];
+            }
+        }
     }
     let sum = tree_sum(lid, acc);
     if lid == 0u {

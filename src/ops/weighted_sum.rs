@@ -104,7 +104,7 @@ impl Op for WeightedSum {
         args.extend([arg(*weights), arg(outputs[0])]);
         dispatch_elementwise(
             rec,
-            kernel("ws_forward"),
+            kernel("ws_forward").with("PARTS", parts.len() as u32),
             &Params::new(n, parts.len(), 0),
             args,
             n,
