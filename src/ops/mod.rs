@@ -64,7 +64,7 @@ pub(crate) fn elementwise_grid(n: usize) -> [u32; 3] {
 
 /// `kernel`, an entry built on `shaders/lib/elementwise.wgsl`, with the adapter's span of
 /// elements per invocation, and the workgroups that cover `n` elements with it.
-pub(crate) fn spanned(rec: &Recorder<'_>, kernel: Kernel, n: usize) -> (Kernel, usize) {
+fn spanned(rec: &Recorder<'_>, kernel: Kernel, n: usize) -> (Kernel, usize) {
     let span = rec.tuning().elementwise_span;
     let workgroups = n.div_ceil(ELEMENTWISE_WG * span as usize);
     (kernel.with("SPAN", span), workgroups)
