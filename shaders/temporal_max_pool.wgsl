@@ -8,8 +8,9 @@
 // the windows t' that contain it and whose argmax it is. Deterministic, no atomics.
 //
 // Entries (workgroup 256, grids folded over x and y):
-//   pool_forward:  one invocation per output element. Bindings: 1 x, 2 y.
-//   pool_backward: one invocation per input element. Bindings: 1 x, 2 gy, 3 gx.
+//   pool_forward:  one invocation per output element or frame row (shaders/lib/frames.wgsl).
+//                  Bindings: 1 x, 2 y.
+//   pool_backward: one invocation per input element or frame row. Bindings: 1 x, 2 gy, 3 gx.
 // Binding 0 is the params block in both.
 
 struct Params {
@@ -25,6 +26,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+//! include frames
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 
 fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -56,15 +59,16 @@ fn pool_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = element(wid, nwg, lid);
-    if e >= p.total {
+    let c = coverage(element(wid, nwg, lid));
+    if c.x * p.joints >= p.total {
         return;
     }
-    let v = e % p.joints;
-    let to = (e / p.joints) % p.t_out;
-    let series = e / (p.joints * p.t_out);
-    let base = series * p.t_in * p.joints + v;
-    fwd_y[e] = x[base + window_argmax(base, to) * p.joints];
+    let to = c.x % p.t_out;
+    let series = c.x / p.t_out;
+    for (var v = c.y; v < c.y + c.z; v++) {
+        let base = series * p.t_in * p.joints + v;
+        fwd_y[c.x * p.joints + v] = x[base + window_argmax(base, to) * p.joints];
+    }
 }
 
 @group(0) @binding(2) var<storage, read> bwd_gy: array<f32>;
@@ -76,22 +80,23 @@ fn pool_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = element(wid, nwg, lid);
-    if e >= p.total {
+    let c = coverage(element(wid, nwg, lid));
+    if c.x * p.joints >= p.total {
         return;
     }
-    let v = e % p.joints;
-    let t = (e / p.joints) % p.t_in;
-    let series = e / (p.joints * p.t_in);
-    let base = series * p.t_in * p.joints + v;
+    let t = c.x % p.t_in;
+    let series = c.x / p.t_in;
     // Windows containing t: t'·s − 1 ≤ t ≤ t'·s + 1.
     let lo = select(0u, (t + p.stride - 2u) / p.stride, t > 0u);
     let hi = min((t + 1u) / p.stride, p.t_out - 1u);
-    var acc = 0.0;
-    for (var to = lo; to <= hi; to++) {
-        if window_argmax(base, to) == t {
-            acc += bwd_gy[(series * p.t_out + to) * p.joints + v];
+    for (var v = c.y; v < c.y + c.z; v++) {
+        let base = series * p.t_in * p.joints + v;
+        var acc = 0.0;
+        for (var to = lo; to <= hi; to++) {
+            if window_argmax(base, to) == t {
+                acc += bwd_gy[(series * p.t_out + to) * p.joints + v];
+            }
         }
+        bwd_gx[c.x * p.joints + v] = acc;
     }
-    bwd_gx[e] = acc;
 }

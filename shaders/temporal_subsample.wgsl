@@ -2,8 +2,8 @@
 // T_out = ⌊(T − 1)/s⌋ + 1, and its transpose, which puts each value back at frame t'·s and zeros
 // the frames in between.
 //
-// Entries (workgroup 256, one element of the written tensor per invocation, grids folded over x
-// and y):
+// Entries (workgroup 256, one element or one frame row of the written tensor per invocation as
+// shaders/lib/frames.wgsl says, grids folded over x and y):
 //   subsample:           bindings 1 x, 2 y.
 //   subsample_transpose: bindings 1 gy, 2 gx.
 // Binding 0 is the params block in both.
@@ -22,6 +22,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+//! include frames
+
 fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * 256u + lid;
 }
@@ -35,14 +37,16 @@ fn subsample(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = element(wid, nwg, lid);
-    if e >= p.total {
+    let c = coverage(element(wid, nwg, lid));
+    if c.x * p.joints >= p.total {
         return;
     }
-    let v = e % p.joints;
-    let to = (e / p.joints) % p.t_out;
-    let series = e / (p.joints * p.t_out);
-    sub_y[e] = sub_x[(series * p.t_in + to * p.stride) * p.joints + v];
+    let to = c.x % p.t_out;
+    let series = c.x / p.t_out;
+    let src_row = (series * p.t_in + to * p.stride) * p.joints;
+    for (var v = c.y; v < c.y + c.z; v++) {
+        sub_y[c.x * p.joints + v] = sub_x[src_row + v];
+    }
 }
 
 @group(0) @binding(1) var<storage, read> tr_gy: array<f32>;
@@ -54,16 +58,19 @@ fn subsample_transpose(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let e = element(wid, nwg, lid);
-    if e >= p.total {
+    let c = coverage(element(wid, nwg, lid));
+    if c.x * p.joints >= p.total {
         return;
     }
-    let v = e % p.joints;
-    let t = (e / p.joints) % p.t_in;
-    let series = e / (p.joints * p.t_in);
-    var g = 0.0;
-    if t % p.stride == 0u {
-        g = tr_gy[(series * p.t_out + t / p.stride) * p.joints + v];
+    let t = c.x % p.t_in;
+    let series = c.x / p.t_in;
+    let kept = t % p.stride == 0u;
+    let src_row = (series * p.t_out + t / p.stride) * p.joints;
+    for (var v = c.y; v < c.y + c.z; v++) {
+        var g = 0.0;
+        if kept {
+            g = tr_gy[src_row + v];
+        }
+        tr_gx[c.x * p.joints + v] = g;
     }
-    tr_gx[e] = g;
 }

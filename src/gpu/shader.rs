@@ -7,7 +7,7 @@ pub struct Shader {
 
 /// WGSL pieces several shaders share, from `shaders/lib/`: a line `//! include <name>` in a
 /// shader stands for the piece's text.
-const LIBRARY: [(&str, &str); 4] = [
+const LIBRARY: [(&str, &str); 5] = [
     (
         "tree_sum",
         include_str!(concat!(
@@ -34,6 +34,13 @@ const LIBRARY: [(&str, &str); 4] = [
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/shaders/lib/elementwise.wgsl"
+        )),
+    ),
+    (
+        "frames",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/shaders/lib/frames.wgsl"
         )),
     ),
 ];

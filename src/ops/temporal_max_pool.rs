@@ -4,9 +4,9 @@
 //! from the input rather than saving an index tensor, since the input stays alive for the ReLU
 //! backward that precedes the pool in the MS-TCN.
 
+use super::arg;
 pub use super::temporal_subsample::frames_out;
-use super::temporal_subsample::params;
-use super::{arg, elementwise_grid};
+use super::temporal_subsample::{dispatch_frames, params};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
@@ -48,11 +48,11 @@ impl Op for MaxPool {
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let params = params(rec, inputs[0], outputs[0], self.stride);
-        rec.dispatch(
+        dispatch_frames(
+            rec,
             Kernel::new(shader!("temporal_max_pool"), "pool_forward"),
             &params,
             vec![arg(inputs[0]), arg(outputs[0])],
-            elementwise_grid(params.total as usize),
         );
     }
 
@@ -82,11 +82,11 @@ impl Op for MaxPoolGrad {
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let params = params(rec, inputs[0], outputs[0], self.stride);
-        rec.dispatch(
+        dispatch_frames(
+            rec,
             Kernel::new(shader!("temporal_max_pool"), "pool_backward"),
             &params,
             vec![arg(inputs[0]), arg(inputs[1]), arg(outputs[0])],
-            elementwise_grid(params.total as usize),
         );
     }
 }

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::conv1x1::conv1x1;
 use super::{arg, elementwise_grid};
-use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
+use crate::engine::{Arg, AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 use crate::gpu::Kernel;
 use crate::shader;
 
@@ -75,6 +75,20 @@ pub fn conv1x1_strided(
     conv1x1(g, x, w, bias)
 }
 
+/// Records a temporal kernel (`shaders/lib/frames.wgsl`) writing `params.total` elements: one
+/// per invocation, or a frame row of joints where the tuning says so.
+pub(crate) fn dispatch_frames(
+    rec: &mut Recorder<'_>,
+    kernel: Kernel,
+    params: &Params,
+    args: Vec<Arg>,
+) {
+    let rows = rec.tuning().row_invocations;
+    let per_invocation = if rows { params.joints as usize } else { 1 };
+    let grid = elementwise_grid(params.total as usize / per_invocation);
+    rec.dispatch(kernel.with("ROWS", rows), params, args, grid);
+}
+
 /// Params for a dispatch writing `written`, with the full-rate tensor `full`.
 pub(crate) fn params(
     rec: &Recorder<'_>,
@@ -100,11 +114,11 @@ impl Op for Subsample {
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let params = params(rec, inputs[0], outputs[0], self.stride);
-        rec.dispatch(
+        dispatch_frames(
+            rec,
             Kernel::new(shader!("temporal_subsample"), "subsample"),
             &params,
             vec![arg(inputs[0]), arg(outputs[0])],
-            elementwise_grid(params.total as usize),
         );
     }
 
@@ -133,11 +147,11 @@ impl Op for SubsampleTranspose {
 
     fn record(&self, rec: &mut Recorder<'_>, inputs: &[TensorId], outputs: &[TensorId]) {
         let params = params(rec, outputs[0], outputs[0], self.stride);
-        rec.dispatch(
+        dispatch_frames(
+            rec,
             Kernel::new(shader!("temporal_subsample"), "subsample_transpose"),
             &params,
             vec![arg(inputs[0]), arg(outputs[0])],
-            elementwise_grid(params.total as usize),
         );
     }
 }

@@ -365,6 +365,34 @@ fn subsample_and_transpose_match_reference() {
     );
 }
 
+/// The max-pool and the subsampling, both ways, give the same bits with an element per
+/// invocation (the GPU tuning) as with a frame row (the CPU one), ties included.
+#[test]
+fn pool_and_subsample_agree_across_tunings() {
+    let shape = [3, 4, 13, 9];
+    let n: usize = shape.iter().product();
+    let mut g = Graph::new();
+    let x = g.input("x", &shape);
+    let pooled = [1, 2].map(|stride| temporal_max_pool(&mut g, x, stride));
+    let sub = temporal_subsample(&mut g, x, 2);
+    let g_sub = uniform(520, g.numel(sub), -1.0, 1.0);
+    let mut loss = weighted_loss(&mut g, sub, &g_sub);
+    for (k, &y) in pooled.iter().enumerate() {
+        let gy = uniform(521 + k as u64, g.numel(y), -1.0, 1.0);
+        let term = weighted_loss(&mut g, y, &gy);
+        loss = sfhead::ops::add::add(&mut g, loss, term);
+    }
+    let gx = g.backward(loss, &[x]).unwrap()[0];
+    // Values on a coarse grid, so that windows hold ties.
+    let data: Vec<f32> = uniform(525, n, -1.0, 1.0)
+        .iter()
+        .map(|v| (v * 4.0).round() / 4.0)
+        .collect();
+    let keep = [pooled[0], pooled[1], sub, gx];
+    let bits = |tuning: Tuning| bits_under(tuning, &g, &[(x, &data)], &keep);
+    assert_eq!(bits(Tuning::GPU), bits(Tuning::CPU));
+}
+
 #[test]
 fn strided_conv1x1_gradients_pass_finite_differences() {
     let inputs = vec![
