@@ -33,8 +33,9 @@ pub struct Tuning {
     /// A training BatchNorm of short channels is one dispatch each way (needs
     /// [`SINGLE_DISPATCH_BN_BUFFERS`] storage buffers per shader stage) instead of two or more.
     pub single_dispatch_bn: bool,
-    /// Broadcasts (`expand`, `broadcast_mul`) and permutations write a contiguous row per
-    /// invocation, its source index found once per row, instead of one element per invocation:
+    /// Broadcasts (`expand`, `broadcast_mul`), permutations and the temporal max-pool and
+    /// subsampling write a contiguous row per invocation, its source index found once per row,
+    /// instead of one element per invocation:
     /// an integer division per element is costly on CPU drivers, while GPUs want neighbouring
     /// lanes on neighbouring elements.
     pub row_invocations: bool,
