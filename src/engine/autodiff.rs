@@ -4,6 +4,7 @@
 //! node, in the order they arrive, once the tensor's producer is reached (or at the end).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use super::graph::{Graph, TensorId};
 use super::op::GradContext;
@@ -107,19 +108,23 @@ impl Graph {
                 grads.entry(input).or_default().push(grad);
             }
         }
-        let mut member_grads: HashMap<TensorId, Vec<TensorId>> = HashMap::new();
+        // Each pack's gradient is cut into its members' parts once, for all of them.
+        let mut member_grads: HashMap<TensorId, HashMap<TensorId, TensorId>> = HashMap::new();
         Ok(wrt
             .iter()
             .map(|&t| match self.tensor(t).packed {
                 None => self.summed_grad(&mut grads, t),
                 Some(packed) => {
-                    let whole = self.summed_grad(&mut grads, packed.pack)?;
-                    let members = self.members(packed.pack);
-                    let parts = member_grads
-                        .entry(packed.pack)
-                        .or_insert_with(|| self.unpack(whole, &members));
-                    let at = members.iter().position(|&m| m == t).expect("a member");
-                    Some(parts[at])
+                    let parts = match member_grads.entry(packed.pack) {
+                        Entry::Occupied(parts) => parts.into_mut(),
+                        Entry::Vacant(slot) => {
+                            let whole = self.summed_grad(&mut grads, packed.pack)?;
+                            let members = self.members(packed.pack);
+                            let parts = self.unpack(whole, &members);
+                            slot.insert(members.into_iter().zip(parts).collect())
+                        }
+                    };
+                    Some(parts[&t])
                 }
             })
             .collect())

@@ -142,7 +142,10 @@ impl Executor {
             }
             buffers[i] = match info.role {
                 Role::Activation => plan.slot_of[i].map(|s| slots[s].clone()),
-                Role::Parameter | Role::State | Role::Pack => Some(store.buffer_for(gpu, info)?),
+                Role::Parameter | Role::State | Role::Pack => {
+                    persistent_bytes += info.bytes();
+                    Some(store.buffer_for(gpu, info)?)
+                }
                 Role::Input | Role::Constant => {
                     persistent_bytes += info.bytes();
                     let buffer = gpu.storage_buffer(&info.name, info.bytes());
@@ -152,9 +155,6 @@ impl Executor {
                     Some(Arc::new(buffer))
                 }
             };
-            if matches!(info.role, Role::Parameter | Role::State | Role::Pack) {
-                persistent_bytes += info.bytes();
-            }
         }
 
         let mut scratch_bytes: Vec<u64> = Vec::new();

@@ -9,7 +9,7 @@
 //! with Γ the gradient of Z.
 
 use super::arg;
-use super::gemm::{Bias, Gemm, Operand};
+use super::gemm::{Bias, Gemm, Operand, nested_by};
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 
 /// Extents of an aggregation: B samples, C channels per branch, S branches, T frames, V joints.
@@ -144,7 +144,7 @@ pub fn forward_gemm(d: Dims) -> Gemm {
         k: d.joints,
         kb: d.branches,
         products: d.batch * d.channels,
-        nest: [d.channels, u32::MAX as usize],
+        nest: nested_by(d.channels),
         a: per_sample(d.tv()),
         b: Operand {
             trans: true,

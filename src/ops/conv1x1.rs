@@ -7,7 +7,7 @@
 //! positions.
 
 use super::arg;
-use super::gemm::{Bias, FLAT, Gemm, Operand};
+use super::gemm::{Bias, FLAT, Gemm, Operand, nested_by};
 use super::reduce;
 use crate::engine::{AutodiffError, GradContext, Graph, Op, Recorder, TensorId};
 
@@ -119,11 +119,6 @@ impl Op for Conv1x1 {
     }
 }
 
-/// The nesting of products z = b·G + s over samples b and groups s.
-fn per_group(groups: usize) -> [usize; 2] {
-    [groups, u32::MAX as usize]
-}
-
 /// Strides over products z = b·G + s of a tensor with `size` elements per group and sample.
 fn group_strides(size: usize, groups: usize) -> [usize; 3] {
     [size, groups * size, 0]
@@ -152,7 +147,7 @@ pub fn forward_gemm(batch: usize, dims: Dims, bias: bool) -> Gemm {
         k: cin,
         kb: 1,
         products: batch * groups,
-        nest: per_group(groups),
+        nest: nested_by(groups),
         a: Operand::batched(false, cin, cout * cin),
         b: grouped(false, points, cin * points, groups),
         ldc: points,
@@ -176,7 +171,7 @@ pub fn grad_input_gemm(batch: usize, dims: Dims) -> Gemm {
         k: cout,
         kb: 1,
         products: batch * groups,
-        nest: per_group(groups),
+        nest: nested_by(groups),
         a: Operand::batched(true, cin, cout * cin),
         b: grouped(false, points, cout * points, groups),
         ldc: points,

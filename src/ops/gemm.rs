@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::arg;
 use super::reduce::record_split_sum;
 use crate::engine::{Arg, Graph, Op, Recorder, TensorId};
-use crate::gpu::{GemmVariant, Kernel, Shader};
+use crate::gpu::{GemmVariant, Kernel, MAX_WORKGROUPS_PER_DIM, Shader};
 use crate::shader;
 
 /// Rows and columns of C computed by one workgroup.
@@ -56,6 +56,12 @@ impl Operand {
 
 /// [`Gemm::nest`] of products that are simply consecutive: every z is at level 0.
 pub const FLAT: [usize; 2] = [u32::MAX as usize, 1];
+
+/// [`Gemm::nest`] of products in two levels, `inner` of level 0 to each of level 1:
+/// z = z1·inner + z0.
+pub const fn nested_by(inner: usize) -> [usize; 2] {
+    [inner, u32::MAX as usize]
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bias {
@@ -273,18 +279,15 @@ impl Gemm {
 /// The grid for `z` products or splits of `tiles` (grid z = 1), and how many of them each grid
 /// z holds: past WebGPU's 65,535 workgroups along z, they fold into grid y.
 fn folded_grid(tiles: [u32; 3], z: usize) -> ([u32; 3], usize) {
-    let fold = z.div_ceil(MAX_GRID);
+    let fold = z.div_ceil(MAX_WORKGROUPS_PER_DIM as usize);
     let grid = [tiles[0], tiles[1] * fold as u32, z.div_ceil(fold) as u32];
     assert!(
-        grid[1] as usize <= MAX_GRID,
+        grid[1] <= MAX_WORKGROUPS_PER_DIM,
         "{z} products of {} tile rows exceed the grid",
         tiles[1]
     );
     (grid, fold)
 }
-
-/// WebGPU's limit on workgroups along one grid dimension.
-const MAX_GRID: usize = 65_535;
 
 /// Splits along k of `products` products C (m×n each) of `iterations` (summed product, k-tile) pairs,
 /// and iterations per split: enough workgroups to fill a large GPU, each doing real work, within
